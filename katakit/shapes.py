@@ -1,0 +1,49 @@
+"""Run-time shape checking for every kata: jaxtyping annotations, checked by typeguard.
+
+typeguard's own `@typechecked` and its import hook re-parse annotations and choke on jaxtyping's
+dimension strings ("batch pos d_model"), so we give jaxtyping a small checker of our own that calls
+`typeguard.check_type` on every annotated argument and on the return value. `jaxtyped` binds the
+named dimensions across all of them, so a return of shape [n, 1] where [n] is due is reported with
+the parameters, the expected annotation and the size each dimension name was bound to.
+"""
+
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from typing import TypeVar
+
+from jaxtyping import jaxtyped
+from typeguard import check_type
+
+F = TypeVar("F", bound=Callable)
+
+
+def _check_annotations(fn: F) -> F:
+    """Wrap `fn` so each annotated argument, and the return value, is checked with typeguard."""
+    signature = inspect.signature(fn)
+
+    @functools.cache
+    def hints() -> dict:
+        return typing.get_type_hints(fn)
+
+    @functools.wraps(fn)
+    def checked(*args, **kwargs):
+        for name, value in signature.bind(*args, **kwargs).arguments.items():
+            if name in hints():
+                check_type(value, hints()[name])
+        result = fn(*args, **kwargs)
+        if "return" in hints():
+            check_type(result, hints()["return"])
+        return result
+
+    return checked
+
+
+def kata(fn: F) -> F:
+    """Mark `fn` as a kata: its shapes are checked on every call.
+
+    In `reference/` the body is the solution; in `katas/` the same function, generated from it,
+    keeps the signature and docstring and its body is `raise NotImplementedError`.
+    """
+    return jaxtyped(typechecker=_check_annotations)(fn)

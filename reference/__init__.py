@@ -1,0 +1,1 @@
+"""The solutions, file for file the twins of katas/. The tests never import this directly: use --impl=reference."""

@@ -1,0 +1,109 @@
+"""The red-green contract every kata keeps.
+
+(a) every kata test passes against reference/: that is `pytest --impl=reference katas` itself;
+(b) every kata test fails against the untouched stubs, and fails because the stub raised
+    NotImplementedError (not a collection error, an import error or a typo);
+(c) stubs and reference expose the same names with the same signatures, because the stubs are
+    generated from reference/ (python -m katakit.stubs --write);
+and every kata has a test, a docstring with its task, shapes and at least two hints, and
+jaxtyping annotations on its signature.
+"""
+
+import inspect
+import json
+import os
+import subprocess
+import sys
+import typing
+
+import pytest
+import torch
+
+from katakit import catalog, impl, stubs
+
+KATAS = catalog.all_katas("reference")
+MODULES = sorted({(kata.topic, kata.module) for kata in KATAS})
+
+
+@pytest.fixture(scope="session")
+def stub_results(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    """Run every kata test against the untouched stubs, once, and return one record per test."""
+    report = tmp_path_factory.mktemp("contract") / "stubs.json"
+    env = {key: value for key, value in os.environ.items() if key != impl.ENV_VAR}
+    command = [sys.executable, "-m", "pytest", "katas", "--impl=katas", "-q", "--tb=no", "-p", "no:cacheprovider"]
+    command += ["-p", "katakit.report", f"--katas-report={report}"]
+    subprocess.run(command, cwd=impl.ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return json.loads(report.read_text())
+
+
+def test_the_stubs_are_what_reference_generates():
+    stale = stubs.out_of_sync()
+    assert not stale, f"stubs out of sync with reference/: {stale}. Run python -m katakit.stubs --write"
+
+
+def test_every_topic_lists_each_of_its_modules():
+    for topic in catalog.topics():
+        on_disk = {p.stem for p in (impl.ROOT / "katas" / topic).glob("*.py") if not p.name.startswith("test_")}
+        assert set(catalog.modules(topic)) == on_disk, f"catalog.MODULE_ORDER[{topic!r}] does not match the files"
+
+
+def test_no_kata_test_passes_on_the_stubs(stub_results):
+    passed = [r["nodeid"] for r in stub_results if r["outcome"] == "passed"]
+    assert stub_results, "no kata test ran against the stubs"
+    assert not passed, f"these tests pass on the untouched stubs, so they cannot tell a learner anything: {passed}"
+
+
+def test_every_stub_failure_is_not_implemented(stub_results):
+    wrong = [
+        f"{r['nodeid']}: {r['message']}" for r in stub_results if r["outcome"] != "skipped" and not r["not_implemented"]
+    ]
+    assert not wrong, "these fail on the stubs for another reason than NotImplementedError:\n" + "\n".join(wrong)
+
+
+def test_every_test_names_a_kata_and_every_kata_has_a_test(stub_results):
+    known = {(kata.topic, kata.module, kata.name) for kata in KATAS}
+    tested = {(r["topic"], r["module"], r["kata"]) for r in stub_results}
+    assert not tested - known, f"tests marked with a kata that does not exist: {sorted(tested - known)}"
+    assert not known - tested, f"katas without a test: {sorted(known - tested)}"
+
+
+@pytest.mark.parametrize("kata", KATAS, ids=lambda k: f"{k.topic}.{k.name}")
+def test_every_kata_states_task_shapes_and_hints(kata):
+    assert kata.task, "the docstring should open with the task"
+    assert "Shapes:" in kata.docstring or "shape" in kata.docstring.lower(), "the docstring should state the shapes"
+    assert len(kata.hints) >= 2, "give at least two hints: a nudge, then the key idea"
+
+
+@pytest.mark.parametrize(("topic", "module"), MODULES, ids=lambda x: x)
+def test_stubs_and_reference_expose_the_same_api(topic, module):
+    ours, theirs = impl.load("katas", topic, module), impl.load("reference", topic, module)
+
+    def api(mod):
+        names = {
+            n for n, v in vars(mod).items() if not n.startswith("_") and getattr(v, "__module__", None) == mod.__name__
+        }
+        return {n: _signatures(getattr(mod, n)) for n in names}
+
+    assert api(ours) == api(theirs)
+
+
+def _signatures(obj) -> dict[str, str]:
+    members = {"": obj} if not inspect.isclass(obj) else dict(inspect.getmembers(obj, inspect.isfunction))
+    return {name: str(inspect.signature(fn)) for name, fn in members.items() if callable(fn)}
+
+
+@pytest.mark.parametrize(("topic", "module"), MODULES, ids=lambda x: x)
+def test_every_kata_signature_is_annotated_with_shapes(topic, module):
+    mod = impl.load("reference", topic, module)
+    for kata in (k for k in KATAS if (k.topic, k.module) == (topic, module)):
+        obj = getattr(mod, kata.name)
+        functions = [obj] if not inspect.isclass(obj) else [f for _, f in inspect.getmembers(obj, inspect.isfunction)]
+        for fn in functions:
+            if not hasattr(fn, "__wrapped__"):
+                continue  # given code, not a kata body
+            hints = typing.get_type_hints(fn)
+            params = [p for p in inspect.signature(fn).parameters if p not in ("self", "cls")]
+            missing = [p for p in [*params, "return"] if p not in hints]
+            assert not missing, f"{kata.name}.{fn.__name__}: annotate {missing}"
+            bare = [p for p, hint in hints.items() if hint is torch.Tensor]
+            assert not bare, f"{kata.name}.{fn.__name__}: use a jaxtyping shape, not a bare Tensor, for {bare}"

@@ -1,0 +1,46 @@
+"""The implementation switch: --impl and KATAS_IMPL pick the side, bad values are usage errors,
+and a topic that builds on an earlier one imports it from the same side."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from katakit import impl
+
+KATA_TEST = "katas/01_linear_algebra/test_linear_algebra.py"
+
+
+def run_pytest(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+    return subprocess.run(command, cwd=impl.ROOT, capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> dict:
+    monkeypatch.delenv(impl.ENV_VAR, raising=False)
+    return dict(os.environ)
+
+
+def test_an_unknown_impl_option_is_a_usage_error(clean_env):
+    result = run_pytest("--impl=foo", KATA_TEST, env=clean_env)
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "invalid choice: 'foo'" in result.stderr and "reference" in result.stderr
+
+
+def test_an_unknown_env_value_is_a_usage_error(clean_env):
+    result = run_pytest(KATA_TEST, env={**clean_env, impl.ENV_VAR: "solutions"})
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "KATAS_IMPL='solutions'" in result.stderr
+
+
+def test_the_env_variable_selects_the_reference(clean_env):
+    result = run_pytest(KATA_TEST, env={**clean_env, impl.ENV_VAR: "reference"})
+    assert result.returncode == pytest.ExitCode.OK, result.stdout
+
+
+def test_the_default_is_the_learners_stubs(clean_env):
+    result = run_pytest(KATA_TEST, env=clean_env)
+    assert result.returncode == pytest.ExitCode.TESTS_FAILED
+    assert "NotImplementedError" in result.stdout
