@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from katakit.impl import ROOT
+from katakit.impl import ROOT, TEST_PREFIXES
 from katakit.stubs import is_kata
 
 # Modules of a topic in the order a learner takes them; a topic not listed has a single module.
@@ -68,7 +68,7 @@ def topics(root: Path = ROOT) -> list[str]:
 def modules(topic: str, root: Path = ROOT) -> list[str]:
     """A topic's kata modules (the files a learner edits), in learning order."""
     on_disk = sorted(
-        path.stem for path in (root / "katas" / topic).glob("*.py") if not path.name.startswith(("test_", "_"))
+        path.stem for path in (root / "katas" / topic).glob("*.py") if not path.name.startswith((*TEST_PREFIXES, "_"))
     )
     return list(MODULE_ORDER.get(topic, on_disk))
 

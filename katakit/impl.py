@@ -40,6 +40,17 @@ def load(implementation: str, topic: str, module: str) -> ModuleType:
     return importlib.import_module(f"{implementation}.{topic}.{module}")
 
 
+TEST_PREFIXES = ("test_", "benchmark_")
+
+
+def module_name(test_file: Path) -> str:
+    """The kata module a test file checks: `test_foo.py` and `benchmark_foo.py` check `foo.py`."""
+    for prefix in TEST_PREFIXES:
+        if test_file.stem.startswith(prefix):
+            return test_file.stem.removeprefix(prefix)
+    return test_file.stem
+
+
 def module_under_test(test_file: Path, implementation: str) -> ModuleType:
     """The module a test file checks: `katas/01_x/test_foo.py` checks `<implementation>/01_x/foo.py`."""
-    return load(implementation, test_file.parent.name, test_file.stem.removeprefix("test_"))
+    return load(implementation, test_file.parent.name, module_name(test_file))

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from katakit.impl import module_name
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--katas-report", metavar="FILE", help="write one JSON record per kata test to FILE")
@@ -43,7 +45,7 @@ def _record(report: pytest.TestReport | pytest.CollectReport, outcome: str) -> d
     return {
         "nodeid": report.nodeid,
         "topic": path.parent.name,
-        "module": path.stem.removeprefix("test_"),
+        "module": module_name(path),
         "kata": getattr(report, "kata", None),
         "outcome": outcome,
         "not_implemented": getattr(report, "not_implemented", False),

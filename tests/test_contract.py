@@ -43,7 +43,8 @@ def test_the_stubs_are_what_reference_generates():
 
 def test_every_topic_lists_each_of_its_modules():
     for topic in catalog.topics():
-        on_disk = {p.stem for p in (impl.ROOT / "katas" / topic).glob("*.py") if not p.name.startswith("test_")}
+        files = (impl.ROOT / "katas" / topic).glob("*.py")
+        on_disk = {p.stem for p in files if not p.name.startswith(impl.TEST_PREFIXES)}
         assert set(catalog.modules(topic)) == on_disk, f"catalog.MODULE_ORDER[{topic!r}] does not match the files"
 
 
