@@ -1,0 +1,151 @@
+"""Tests for katas/04_tensors/linear_regression.py: closed forms against torch.linalg, training against the truth."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from katakit.testing import assert_close
+
+N, D_IN, D_OUT = 256, 3, 2
+NOISE = 0.1
+# Least-squares weights from N examples with standard-normal inputs miss the true ones by about
+# NOISE / sqrt(N) per coefficient; 6 of those is a bound no seed should cross.
+TRAINING_TOLERANCE = 6 * NOISE / N**0.5
+# The closed forms are fitted on inputs away from the origin, where forgetting the bias column shows.
+OFFSET = 2.0
+
+
+def synthetic_data(dtype: torch.dtype = torch.float32, noise: float = NOISE, offset: float = 0.0):
+    """x (standard normal, plus `offset`), true W and b, and y = x W^T + b + noise."""
+    x = torch.randn(N, D_IN, dtype=dtype) + offset
+    true_weight = torch.randn(D_OUT, D_IN, dtype=dtype)
+    true_bias = torch.tensor([1.5, -0.7], dtype=dtype)
+    y = x @ true_weight.T + true_bias + noise * torch.randn(N, D_OUT, dtype=dtype)
+    return x, y, true_weight, true_bias
+
+
+def lstsq_oracle(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(W, b) from the pseudo-inverse of [x, 1]."""
+    coefficients = torch.linalg.pinv(torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], dim=1)) @ y
+    return coefficients[:-1].T, coefficients[-1]
+
+
+@pytest.mark.kata("least_squares_normal_equations")
+def test_normal_equations_match_the_pseudo_inverse(impl):
+    x, y, _, _ = synthetic_data(torch.float64, offset=OFFSET)
+    weight, bias = impl.least_squares_normal_equations(x, y)
+    expected_weight, expected_bias = lstsq_oracle(x, y)
+    hint = "append a column of ones to x for the bias; W is [d_out, d_in], the transpose of the solution's top rows"
+    assert_close(weight, expected_weight, what="W", hint=hint)
+    assert_close(bias, expected_bias, what="b", hint=hint)
+
+
+@pytest.mark.kata("least_squares_normal_equations")
+def test_normal_equations_recover_noise_free_weights(impl):
+    x, y, true_weight, true_bias = synthetic_data(torch.float64, noise=0.0, offset=OFFSET)
+    weight, bias = impl.least_squares_normal_equations(x, y)
+    assert_close(weight, true_weight, what="W fitted on noise-free data", hint="did you forget the bias column?")
+    assert_close(bias, true_bias, what="b fitted on noise-free data", hint="the bias is the last coefficient")
+
+
+@pytest.mark.kata("least_squares_lstsq")
+def test_lstsq_matches_the_pseudo_inverse(impl):
+    x, y, _, _ = synthetic_data(torch.float64, offset=OFFSET)
+    weight, bias = impl.least_squares_lstsq(x, y)
+    expected_weight, expected_bias = lstsq_oracle(x, y)
+    hint = "lstsq([x, 1], y).solution holds [W^T; b]: append the column of ones and transpose the weights"
+    assert_close(weight, expected_weight, what="W", hint=hint)
+    assert_close(bias, expected_bias, what="b", hint=hint)
+
+
+@pytest.mark.kata("least_squares_lstsq")
+def test_lstsq_residual_is_orthogonal_to_the_inputs(impl):
+    x, y, _, _ = synthetic_data(torch.float64, offset=OFFSET)
+    weight, bias = impl.least_squares_lstsq(x, y)
+    residual = y - (x @ weight.T + bias)
+    assert_close(
+        residual.sum(0),
+        torch.zeros(D_OUT, dtype=torch.float64),
+        what="the residuals summed over the examples",
+        hint="with a fitted bias they sum to zero: did you forget the column of ones?",
+        atol=1e-8,
+        rtol=0,
+    )
+    assert_close(
+        x.T @ residual,
+        torch.zeros(D_IN, D_OUT, dtype=torch.float64),
+        what="x^T (y - prediction)",
+        hint="least squares leaves a residual orthogonal to every input column",
+        atol=1e-8,
+        rtol=0,
+    )
+
+
+@pytest.mark.kata("LinearModel")
+def test_linear_model_forward_matches_functional_linear(impl):
+    model = impl.LinearModel(D_IN, D_OUT)
+    x = torch.randn(5, D_IN)
+    assert_close(
+        model(x),
+        F.linear(x, model.weight, model.bias),
+        what="the model's output",
+        hint="x @ weight.T + bias: weight is [d_out, d_in], and the bias must be added",
+    )
+
+
+@pytest.mark.kata("LinearModel")
+def test_linear_model_output_has_gradients_for_both_parameters(impl):
+    model = impl.LinearModel(D_IN, D_OUT)
+    model(torch.randn(5, D_IN)).sum().backward()
+    assert model.weight.grad is not None and model.bias.grad is not None, (
+        "forward should compute from self.weight and self.bias, so both receive gradients"
+    )
+
+
+@pytest.mark.kata("default_device")
+def test_default_device_is_cuda_when_available(impl):
+    expected = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = impl.default_device()
+    assert device == expected, f"default_device() returned {device}, expected {expected} on this machine"
+
+
+@pytest.mark.kata("train_linear_model")
+def test_training_recovers_the_true_weights(impl):
+    x, y, true_weight, true_bias = synthetic_data()
+    model = impl.train_linear_model(x, y, device=torch.device("cpu"))
+    hint = (
+        "take exactly `steps` SGD steps on F.mse_loss over all the data, calling optimizer.zero_grad() each step "
+        "(otherwise the gradients pile up and descent oscillates instead of converging)"
+    )
+    tolerance = {"atol": TRAINING_TOLERANCE, "rtol": 0}
+    assert_close(model.weight.detach(), true_weight, what="the trained weight", hint=hint, **tolerance)
+    assert_close(model.bias.detach(), true_bias, what="the trained bias", hint=hint, **tolerance)
+
+
+@pytest.mark.kata("train_linear_model")
+def test_training_uses_the_default_device_when_none_is_given(impl):
+    x, y, true_weight, _ = synthetic_data()
+    model = impl.train_linear_model(x, y)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert model.weight.device.type == expected, f"the model is on {model.weight.device}, expected {expected}"
+    assert_close(
+        model.weight.detach().cpu(),
+        true_weight,
+        what="the trained weight",
+        hint="train as with an explicit device",
+        atol=TRAINING_TOLERANCE,
+        rtol=0,
+    )
+
+
+@pytest.mark.gpu
+@pytest.mark.kata("train_linear_model")
+def test_training_on_cuda_returns_a_model_on_cuda(impl):
+    x, y, true_weight, true_bias = synthetic_data()  # on the CPU: the kata moves them
+    model = impl.train_linear_model(x, y, device=torch.device("cuda"))
+    assert model.weight.device.type == "cuda" and model.bias.device.type == "cuda", (
+        f"the model is on {model.weight.device}: move it to the device with .to(device)"
+    )
+    tolerance = {"atol": TRAINING_TOLERANCE, "rtol": 0}
+    assert_close(model.weight.detach().cpu(), true_weight, what="the weight trained on CUDA", **tolerance)
+    assert_close(model.bias.detach().cpu(), true_bias, what="the bias trained on CUDA", **tolerance)

@@ -1,0 +1,135 @@
+"""Linear regression three ways: the normal equations, torch.linalg.lstsq, and gradient descent on a device.
+
+The model is y = x W^T + b, with W of shape [d_out, d_in] as in torch.nn.Linear. Fitting it
+by least squares minimises the squared error summed over the examples; the closed forms solve
+that exactly, gradient descent gets there step by step and is how every bigger model is trained.
+"""
+
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from katakit import kata
+
+
+@kata
+def least_squares_normal_equations(
+    x: Float[Tensor, "n d_in"], y: Float[Tensor, "n d_out"]
+) -> tuple[Float[Tensor, "d_out d_in"], Float[Tensor, "d_out"]]:
+    """Fit y ~ x W^T + b by least squares, solving the normal equations; return (W, b).
+
+    Append a column of ones to x so that the bias is one more weight: with X = [x, 1], the
+    least-squares coefficients B (one column per output) solve X^T X B = X^T y.
+
+    Shapes:
+        x: [n, d_in], one example per row
+        y: [n, d_out]
+        returns: (W [d_out, d_in], b [d_out])
+
+    Hints:
+        1. Without the column of ones the line is forced through the origin: the bias cannot be fitted.
+        2. Solve the normal equations with torch.linalg.solve (never invert); B has shape [d_in + 1, d_out],
+           its last row is b and the rest, transposed, is W.
+    """
+    design = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
+    coefficients = torch.linalg.solve(design.T @ design, design.T @ y)
+    return coefficients[:-1].T, coefficients[-1]
+
+
+@kata
+def least_squares_lstsq(
+    x: Float[Tensor, "n d_in"], y: Float[Tensor, "n d_out"]
+) -> tuple[Float[Tensor, "d_out d_in"], Float[Tensor, "d_out"]]:
+    """Fit y ~ x W^T + b by least squares with torch.linalg.lstsq; return (W, b).
+
+    Same problem as least_squares_normal_equations, solved by a QR-based routine that never forms
+    X^T X (whose condition number is the square of X's), so it stays accurate on nearly collinear data.
+
+    Shapes:
+        x: [n, d_in]
+        y: [n, d_out]
+        returns: (W [d_out, d_in], b [d_out])
+
+    Hints:
+        1. The bias still needs its column of ones.
+        2. torch.linalg.lstsq(A, B) solves A X ~ B and returns a named tuple: the answer is its .solution.
+    """
+    design = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
+    coefficients = torch.linalg.lstsq(design, y).solution
+    return coefficients[:-1].T, coefficients[-1]
+
+
+class LinearModel(nn.Module):
+    """A linear model y = x W^T + b, torch.nn.Linear written by hand.
+
+    __init__ is given: it creates the parameters `weight` [d_out, d_in] and `bias` [d_out].
+    The kata is `forward`.
+
+    Shapes:
+        weight: [d_out, d_in]    bias: [d_out]
+        forward(x): [batch, d_in] -> [batch, d_out]
+
+    Hints:
+        1. Each output is a weighted sum of the inputs plus its bias: which way round does weight go?
+        2. weight is [d_out, d_in] and x is [batch, d_in]: multiply x by the transpose of weight, then add bias.
+    """
+
+    def __init__(self, d_in: int, d_out: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(d_out, d_in) / d_in**0.5)
+        self.bias = nn.Parameter(torch.randn(d_out) * 0.1)
+
+    @kata
+    def forward(self, x: Float[Tensor, "batch d_in"]) -> Float[Tensor, "batch d_out"]:
+        """Return x W^T + b for every row of x."""
+        return x @ self.weight.T + self.bias
+
+
+@kata
+def default_device() -> torch.device:
+    """Return the device to train on: CUDA when it is available, otherwise the CPU.
+
+    Shapes:
+        returns: a torch.device (not a string)
+
+    Hints:
+        1. torch.cuda has a function that says whether a CUDA GPU can be used.
+        2. Build torch.device("cuda") or torch.device("cpu") accordingly.
+    """
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@kata
+def train_linear_model(
+    x: Float[Tensor, "n d_in"],
+    y: Float[Tensor, "n d_out"],
+    steps: int = 100,
+    lr: float = 0.1,
+    device: torch.device | None = None,
+) -> nn.Module:
+    """Fit a LinearModel to (x, y) by full-batch gradient descent on `device`; return the trained model.
+
+    Create LinearModel(d_in, d_out) on `device` (default_device() when it is None), move the data
+    there too, and take `steps` steps of torch.optim.SGD with learning rate `lr` on the mean squared
+    error over the whole data set (torch.nn.functional.mse_loss). Return the model, still on `device`.
+
+    Shapes:
+        x: [n, d_in], y: [n, d_out], on any device
+        returns: the trained LinearModel, on `device`
+
+    Hints:
+        1. Model and data must live on the same device: .to(device) both. One step is: clear the old
+           gradients, compute the loss, backpropagate, let the optimizer update the parameters.
+        2. loss.backward() adds to .grad: without optimizer.zero_grad() each step uses the sum of all
+           gradients so far, and gradient descent stops converging.
+    """
+    device = device if device is not None else default_device()
+    model = LinearModel(x.shape[1], y.shape[1]).to(device)
+    x, y = x.to(device), y.to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+    return model
