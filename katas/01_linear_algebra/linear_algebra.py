@@ -1,10 +1,17 @@
-"""Linear algebra: bases, change of basis, orthogonality, eigenvectors and the SVD."""
+"""Linear algebra: bases, change of basis, orthogonality, eigenvectors and the SVD.
+
+Conventions of this topic: a basis is a square matrix whose COLUMNS are the basis vectors, written
+in standard coordinates; a batch of vectors (`vectors: [n, d]`) has one vector per ROW, as
+activations do in a model.
+"""
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
 from katakit import kata
+
+# --- Bases and change of basis ---------------------------------------------------------------------
 
 
 @kata
@@ -22,5 +29,340 @@ def coordinates_in_basis(basis: Float[Tensor, "d d"], v: Float[Tensor, "d"]) -> 
     Hints:
         1. Write v as a weighted sum of the columns of `basis`: which equation do the weights solve?
         2. Solve basis @ c = v with torch.linalg.solve; never form the inverse explicitly.
+    """
+    raise NotImplementedError
+
+
+@kata
+def change_of_basis_matrix(basis_a: Float[Tensor, "d d"], basis_b: Float[Tensor, "d d"]) -> Float[Tensor, "d d"]:
+    """Return the matrix T that turns coordinates in basis A into coordinates in basis B.
+
+    Both bases are given in standard coordinates, one basis vector per column. For every vector,
+    if `c_a` are its coordinates in A then `T @ c_a` are its coordinates in B.
+
+    Shapes:
+        basis_a: [d, d], column j is the j-th vector of basis A
+        basis_b: [d, d], column j is the j-th vector of basis B
+        returns: [d, d], T with coords_in_b = T @ coords_in_a
+
+    Hints:
+        1. Go through the standard basis: from A-coordinates to standard coordinates is one matrix
+           product, from standard coordinates to B-coordinates is the previous kata.
+        2. T = B^-1 A. Compute it with torch.linalg.solve, which accepts a matrix right-hand side.
+    """
+    raise NotImplementedError
+
+
+@kata
+def map_in_basis(matrix: Float[Tensor, "d d"], basis: Float[Tensor, "d d"]) -> Float[Tensor, "d d"]:
+    """Return the matrix of the linear map `matrix` (given in standard coordinates) in the new `basis`.
+
+    The result M' acts on coordinates in `basis`: it takes the coordinates of x to the coordinates
+    of `matrix @ x`. M' and `matrix` are similar matrices: the same map seen in two bases, so they
+    share their eigenvalues, trace and determinant. If the columns of `basis` are eigenvectors of
+    `matrix`, M' is diagonal.
+
+    Shapes:
+        matrix: [d, d], the map in standard coordinates
+        basis: [d, d], column j is the j-th new basis vector
+        returns: [d, d], the same map in `basis` coordinates
+
+    Hints:
+        1. Follow a coordinate vector c through three steps: to standard coordinates, apply the map,
+           back to `basis` coordinates. Write each step as a matrix, and mind the order of the product.
+        2. M' = P^-1 M P with P = basis (not P M P^-1). Use torch.linalg.solve for the P^-1 part.
+    """
+    raise NotImplementedError
+
+
+# --- Orthogonality ---------------------------------------------------------------------------------
+
+
+@kata
+def has_orthonormal_columns(matrix: Float[Tensor, "n k"], atol: float = 1e-6) -> bool:
+    """Return whether the columns of `matrix` are orthonormal, up to an absolute tolerance `atol`.
+
+    Orthonormal columns: each has length 1 and any two are perpendicular. A tall matrix (n > k) can
+    have orthonormal columns; its rows then are not orthonormal. Floating point is never exact,
+    so compare with the tolerance, entry by entry.
+
+    Shapes:
+        matrix: [n, k]
+        returns: a Python bool
+
+    Hints:
+        1. Every dot product between two columns is in one matrix product: which one, Q^T Q or Q Q^T?
+        2. Q^T Q holds all of them: compare it with the k x k identity (torch.eye) via torch.allclose,
+           passing atol and rtol=0 so that the tolerance is the absolute one asked for.
+    """
+    raise NotImplementedError
+
+
+@kata
+def gram_schmidt(vectors: Float[Tensor, "n k"]) -> Float[Tensor, "n k"]:
+    """Return an orthonormal basis of the column space of `vectors`, by Gram-Schmidt.
+
+    The k columns of `vectors` (n > k) are linearly independent. Column j of the result is column
+    j of the input minus its components along the result's columns 0..j-1, scaled to length 1.
+    So the first j result columns span the same space as the first j input columns, and each
+    column keeps a positive component along its input column (this is QR with diag(R) > 0).
+
+    Shapes:
+        vectors: [n, k], linearly independent columns, n > k
+        returns: [n, k], orthonormal columns spanning the same space
+
+    Hints:
+        1. Build the result column by column. Subtract projections onto the columns you have ALREADY
+           made orthonormal, not onto the original input columns. Then normalise.
+        2. The projection of v onto a unit vector q is (q . v) q. After subtracting all of them,
+           divide by the length (torch.linalg.vector_norm); torch.stack the columns along dim 1.
+    """
+    raise NotImplementedError
+
+
+@kata
+def gram_matrix_in_basis(basis: Float[Tensor, "d d"], vectors: Float[Tensor, "n d"]) -> Float[Tensor, "n n"]:
+    """Return the matrix of dot products of the vectors' COORDINATES in `basis`.
+
+    Express each vector (a row of `vectors`) in the basis (columns of `basis`), then take every dot
+    product of those coordinate vectors: G[i, j] = c_i . c_j. If the basis is orthonormal this is
+    the Gram matrix of the original vectors (an orthogonal change of basis preserves dot products,
+    hence lengths and angles); for a general basis it is not.
+
+    Shapes:
+        basis: [d, d], column j is the j-th basis vector
+        vectors: [n, d], one vector per row, in standard coordinates
+        returns: [n, n], G[i, j] = dot product of the coordinates of vectors i and j
+
+    Hints:
+        1. First find the coordinates of all n vectors at once (one solve, with the vectors as
+           columns of the right-hand side), then compare every pair.
+        2. With C = basis^-1 X^T (one coordinate vector per column), G = C^T C.
+    """
+    raise NotImplementedError
+
+
+# --- Eigenvalues and eigenvectors ------------------------------------------------------------------
+
+
+@kata
+def power_iteration(
+    matrix: Float[Tensor, "d d"], num_iterations: int = 500
+) -> tuple[Float[Tensor, ""], Float[Tensor, "d"]]:
+    """Return the dominant eigenvalue of a symmetric `matrix` and a unit eigenvector, by power iteration.
+
+    Dominant: the eigenvalue of largest absolute value (it may be negative). Start from a random
+    vector and multiply by `matrix` again and again: the component along the dominant eigenvector
+    grows fastest and takes over. The eigenvector's sign is arbitrary.
+
+    Shapes:
+        matrix: [d, d], symmetric, with one eigenvalue strictly largest in absolute value
+        returns: (eigenvalue: [], eigenvector: [d] of length 1)
+
+    Hints:
+        1. Normalise the vector after every multiplication: |lambda|^500 overflows float64.
+        2. Read the eigenvalue off the converged unit vector with the Rayleigh quotient v . (M v),
+           which keeps its sign; the norm of M v would lose it.
+    """
+    raise NotImplementedError
+
+
+@kata
+def diagonalize(matrix: Float[Tensor, "d d"]) -> tuple[Float[Tensor, "d"], Float[Tensor, "d d"]]:
+    """Return the eigenvalues, sorted in descending order, and the eigenvectors with A = V diag(lambda) V^-1.
+
+    `matrix` (A) is diagonalisable with real, distinct eigenvalues, but is not symmetric, so its
+    eigenvectors are not orthogonal. Column i of V is a unit eigenvector for eigenvalue i.
+
+    Shapes:
+        matrix: [d, d]
+        returns: (eigenvalues: [d], descending; eigenvectors: [d, d], column i goes with eigenvalue i)
+
+    Hints:
+        1. torch.linalg.eig handles non-symmetric matrices but returns complex tensors, in no
+           particular order; here the imaginary parts are zero (keep .real).
+        2. Sort with torch.argsort(..., descending=True) and reorder the eigenvector COLUMNS with the
+           same permutation, so each column stays with its eigenvalue.
+    """
+    raise NotImplementedError
+
+
+@kata
+def matrix_power_via_eigen(matrix: Float[Tensor, "d d"], k: int) -> Float[Tensor, "d d"]:
+    """Return A^k through the eigendecomposition A = V diag(lambda) V^-1.
+
+    `matrix` (A) is diagonalisable with real eigenvalues, as in `diagonalize`. In the eigenbasis A
+    only scales each coordinate, so A^k scales coordinate i by lambda_i^k. k may be 0 (the identity)
+    or negative when A is invertible.
+
+    Shapes:
+        matrix: [d, d]
+        k: a Python int
+        returns: [d, d]
+
+    Hints:
+        1. Write A^k = (V D V^-1)(V D V^-1)...(V D V^-1): what happens to the V^-1 V in the middle?
+        2. A^k = V diag(lambda^k) V^-1: raise the eigenvalues (not V) to the k, and use V^-1, not
+           V^T, since V is not orthogonal.
+    """
+    raise NotImplementedError
+
+
+@kata
+def symmetric_eigendecomposition(
+    matrix: Float[Tensor, "d d"],
+) -> tuple[Float[Tensor, "d"], Float[Tensor, "d d"]]:
+    """Return the eigenvalues in descending order and orthonormal eigenvectors Q of a symmetric matrix.
+
+    The spectral theorem: a real symmetric S has real eigenvalues and an orthonormal basis of
+    eigenvectors, so S = Q diag(lambda) Q^T with Q^-1 = Q^T. Column i of Q goes with eigenvalue i.
+
+    Shapes:
+        matrix: [d, d], symmetric
+        returns: (eigenvalues: [d], descending; eigenvectors: [d, d], orthonormal columns)
+
+    Hints:
+        1. torch.linalg.eigh is made for symmetric matrices: real output, orthonormal eigenvectors,
+           but eigenvalues in ASCENDING order.
+        2. Reverse the eigenvalues and the eigenvector columns together (torch.flip on the right dim).
+    """
+    raise NotImplementedError
+
+
+# --- Singular value decomposition ------------------------------------------------------------------
+
+
+@kata
+def svd_via_eigh(
+    matrix: Float[Tensor, "m n"],
+) -> tuple[Float[Tensor, "m n"], Float[Tensor, "n"], Float[Tensor, "n n"]]:
+    """Return the thin SVD (U, S, V) of a tall full-rank matrix A, built from the eigendecomposition of A^T A.
+
+    A = U diag(S) V^T with singular values S in descending order, V orthogonal [n, n] and U with
+    orthonormal columns [m, n]. A^T A = V diag(S^2) V^T, so its eigenvectors are the right
+    singular vectors and its eigenvalues the SQUARED singular values. Do not call torch.linalg.svd.
+
+    Shapes:
+        matrix: [m, n], m > n, rank n
+        returns: (U: [m, n], S: [n] descending, V: [n, n]); note V, not V^T
+
+    Hints:
+        1. Which of A^T A [n, n] and A A^T [m, m] has the size of V? Diagonalise it with
+           torch.linalg.eigh, reverse to descending order, and take square roots (clamp tiny
+           negative round-off to 0 first).
+        2. A v_i = s_i u_i gives U = A V / S (column i divided by s_i): the signs of U then match
+           those of V automatically.
+    """
+    raise NotImplementedError
+
+
+@kata
+def low_rank_approximation(matrix: Float[Tensor, "m n"], k: int) -> Float[Tensor, "m n"]:
+    """Return the best rank-k approximation of `matrix` (in Frobenius norm): its truncated SVD.
+
+    Eckart-Young: keeping the k largest singular values and their singular vectors, and dropping
+    the rest, gives the closest matrix of rank at most k. Works for tall and wide matrices.
+
+    Shapes:
+        matrix: [m, n]
+        k: 0 <= k <= min(m, n)
+        returns: [m, n]
+
+    Hints:
+        1. torch.linalg.svd(A, full_matrices=False) returns U, S, Vh with A = U diag(S) Vh and S
+           already in descending order.
+        2. Keep the first k columns of U, the first k values of S and the first k ROWS of Vh.
+    """
+    raise NotImplementedError
+
+
+@kata
+def rank_k_approximation_error(matrix: Float[Tensor, "m n"], k: int) -> Float[Tensor, ""]:
+    """Return the Frobenius error ||A - A_k|| of the best rank-k approximation, from the singular values alone.
+
+    Eckart-Young: the error is the root of the sum of the squares of the singular values that the
+    rank-k approximation drops. No need to build A_k.
+
+    Shapes:
+        matrix: [m, n]
+        k: 0 <= k <= min(m, n)
+        returns: [] (a 0-d tensor)
+
+    Hints:
+        1. torch.linalg.svdvals gives the singular values, descending. Which ones does A_k keep?
+        2. A_k keeps indices 0..k-1, so the error is sqrt(sum of s_i^2 for i >= k).
+    """
+    raise NotImplementedError
+
+
+@kata
+def pseudo_inverse(matrix: Float[Tensor, "m n"], rtol: float = 1e-10) -> Float[Tensor, "n m"]:
+    """Return the Moore-Penrose pseudo-inverse A+ of `matrix`, through its SVD.
+
+    A = U diag(S) V^T gives A+ = V diag(S+) U^T, where S+ inverts the singular values that are
+    not zero and leaves the zero ones at zero. Count a singular value as zero when it is at most
+    rtol * (largest singular value). A may be tall, wide or rank-deficient; A+ satisfies
+    A A+ A = A, A+ A A+ = A+, and A A+ and A+ A are symmetric.
+
+    Shapes:
+        matrix: [m, n]
+        rtol: relative threshold below which a singular value counts as zero
+        returns: [n, m]
+
+    Hints:
+        1. Inverting a singular value of 1e-17 gives 1e17, not zero: threshold first.
+        2. torch.linalg.svd(A, full_matrices=False) gives U, S, Vh; build S+ with torch.where on the
+           test "s > rtol * largest", then multiply in the order V diag(S+) U^T (V is Vh transposed).
+    """
+    raise NotImplementedError
+
+
+# --- No privileged basis: the QK circuit -----------------------------------------------------------
+
+
+@kata
+def qk_circuit(
+    W_Q: Float[Tensor, "d_model d_head"], W_K: Float[Tensor, "d_model d_head"]
+) -> Float[Tensor, "d_model d_model"]:
+    """Return the QK circuit W_Q W_K^T of one attention head: the bilinear form of its attention scores.
+
+    A head scores a query residual vector x_q against a key residual vector x_k with
+    (x_q W_Q) . (x_k W_K) = x_q (W_Q W_K^T) x_k^T. Only the product matters, not the factors: rotate
+    the head space by an orthogonal R (W_Q R, W_K R) and both factors change, yet the circuit and
+    every score stay the same. The head's basis is not privileged. Its rank is at most d_head.
+
+    Shapes:
+        W_Q: [d_model, d_head]
+        W_K: [d_model, d_head]
+        returns: [d_model, d_model], entry [i, j] weighs query direction i against key direction j
+
+    Hints:
+        1. Write the score of one query and one key as a single matrix sandwiched between x_q and x_k.
+        2. Queries sit on the left, keys on the right: W_Q times the transpose of W_K, not the
+           other way round (the circuit is not symmetric).
+    """
+    raise NotImplementedError
+
+
+@kata
+def change_head_basis(
+    W_Q: Float[Tensor, "d_model d_head"], W_K: Float[Tensor, "d_model d_head"], M: Float[Tensor, "d_head d_head"]
+) -> tuple[Float[Tensor, "d_model d_head"], Float[Tensor, "d_model d_head"]]:
+    """Return new factors (W_Q M, W_K') for a change of basis M of the head space that keeps W_Q W_K^T.
+
+    The queries are mapped by any invertible M: new W_Q = W_Q M. Choose the new W_K so that the QK
+    circuit, hence every attention score, is unchanged. When M is orthogonal the answer is to map
+    the keys by M too; for a general M it is not.
+
+    Shapes:
+        W_Q: [d_model, d_head]
+        W_K: [d_model, d_head]
+        M: [d_head, d_head], invertible
+        returns: (new W_Q: [d_model, d_head], new W_K: [d_model, d_head])
+
+    Hints:
+        1. Write (W_Q M) (W_K X)^T and ask which X makes the middle M X^T the identity.
+        2. X = (M^-1)^T, i.e. new W_K = W_K M^-T; for orthogonal M that is M itself. Get it with
+           torch.linalg.solve (or inv) rather than by hand.
     """
     raise NotImplementedError

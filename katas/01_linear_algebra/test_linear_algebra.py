@@ -1,14 +1,657 @@
-"""Tests for katas/01_linear_algebra/linear_algebra.py."""
+"""Tests for katas/01_linear_algebra/linear_algebra.py.
+
+Oracles: torch.linalg (solve, inv, qr, eig, eigvals, eigh, svd, svdvals, pinv, matrix_power,
+matrix_rank) and algebraic identities. Matrices are float64 so that tolerances stay tight, and they
+are built with a known spectrum where the test needs one.
+"""
 
 import pytest
 import torch
+from torch import Tensor
+
+from katakit.testing import assert_close
+
+F64 = torch.float64
+
+
+def random_orthogonal(n: int) -> Tensor:
+    """A random n x n orthogonal matrix (the Q of a QR decomposition)."""
+    q, _ = torch.linalg.qr(torch.randn(n, n, dtype=F64))
+    return q
+
+
+def well_conditioned(n: int) -> Tensor:
+    """A random invertible n x n matrix that is far from singular and far from orthogonal."""
+    return torch.randn(n, n, dtype=F64) + 3 * torch.eye(n, dtype=F64)
+
+
+def with_eigenvalues(eigenvalues: list[float]) -> tuple[Tensor, Tensor]:
+    """A non-symmetric matrix A = P diag(eigenvalues) P^-1 and its eigenbasis P."""
+    basis = well_conditioned(len(eigenvalues))
+    return basis @ torch.diag(torch.tensor(eigenvalues, dtype=F64)) @ torch.linalg.inv(basis), basis
+
+
+def symmetric_with_eigenvalues(eigenvalues: list[float]) -> Tensor:
+    """A symmetric matrix Q diag(eigenvalues) Q^T with a random orthogonal Q."""
+    q = random_orthogonal(len(eigenvalues))
+    return q @ torch.diag(torch.tensor(eigenvalues, dtype=F64)) @ q.T
+
+
+def sign_aligned(v: Tensor, reference: Tensor) -> Tensor:
+    """`v` times +1 or -1, whichever points it the same way as `reference` (eigenvectors have no sign)."""
+    return v if torch.dot(v, reference) >= 0 else -v
+
+
+# --- coordinates_in_basis ---------------------------------------------------------------------------
 
 
 @pytest.mark.kata("coordinates_in_basis")
 def test_coordinates_rebuild_the_vector(impl):
-    basis = torch.randn(5, 5, dtype=torch.float64)
-    v = torch.randn(5, dtype=torch.float64)
+    basis = torch.randn(5, 5, dtype=F64)
+    v = torch.randn(5, dtype=F64)
     c = impl.coordinates_in_basis(basis, v)
-    torch.testing.assert_close(
-        basis @ c, v, msg=lambda m: f"basis @ coordinates should give back v. {m}\nDid you use basis.T by mistake?"
+    assert_close(basis @ c, v, what="basis @ coordinates", hint="solving with basis.T (basis vectors as rows)?")
+
+
+@pytest.mark.kata("coordinates_in_basis")
+def test_a_basis_vector_has_one_hot_coordinates(impl):
+    basis = torch.randn(5, 5, dtype=F64)
+    assert_close(
+        impl.coordinates_in_basis(basis, basis[:, 2]),
+        torch.eye(5, dtype=F64)[2],
+        what="the coordinates of the third basis vector (column 2)",
+        hint="the basis vectors are the COLUMNS of `basis`, not its rows",
     )
+
+
+# --- change_of_basis_matrix -------------------------------------------------------------------------
+
+
+@pytest.mark.kata("change_of_basis_matrix")
+def test_change_of_basis_describes_the_same_vectors(impl):
+    basis_a, basis_b = torch.randn(5, 5, dtype=F64), torch.randn(5, 5, dtype=F64)
+    coords_a = torch.randn(5, 3, dtype=F64)  # three vectors, one per column, in A-coordinates
+    coords_b = impl.change_of_basis_matrix(basis_a, basis_b) @ coords_a
+    assert_close(
+        basis_b @ coords_b,
+        basis_a @ coords_a,
+        what="the vectors rebuilt from their B-coordinates",
+        hint="T goes from A to B: T = B^-1 A, not A^-1 B (and bases are columns, not rows)",
+    )
+
+
+@pytest.mark.kata("change_of_basis_matrix")
+def test_from_the_standard_basis_the_change_is_the_inverse(impl):
+    identity, basis = torch.eye(5, dtype=F64), torch.randn(5, 5, dtype=F64)
+    assert_close(
+        impl.change_of_basis_matrix(identity, basis),
+        torch.linalg.inv(basis),
+        what="change_of_basis_matrix(standard basis, B)",
+        hint="from standard coordinates to B-coordinates is B^-1: is your product the wrong way round?",
+    )
+    assert_close(
+        impl.change_of_basis_matrix(basis, identity),
+        basis,
+        what="change_of_basis_matrix(A, standard basis)",
+        hint="A-coordinates become standard coordinates by multiplying with A itself",
+    )
+
+
+# --- map_in_basis -----------------------------------------------------------------------------------
+
+
+@pytest.mark.kata("map_in_basis")
+def test_map_in_basis_acts_on_coordinates(impl):
+    matrix, basis = torch.randn(5, 5, dtype=F64), well_conditioned(5)
+    coords = torch.randn(5, 3, dtype=F64)
+    new_matrix = impl.map_in_basis(matrix, basis)
+    assert_close(
+        basis @ (new_matrix @ coords),
+        matrix @ (basis @ coords),
+        what="the mapped vectors, computed in the new basis and brought back to standard coordinates",
+        hint="the map in the new basis is P^-1 M P, not P M P^-1",
+    )
+
+
+@pytest.mark.kata("map_in_basis")
+def test_an_eigenbasis_makes_the_map_diagonal(impl):
+    eigenvalues = [2.0, -1.0, 0.5, 3.0, -2.5]
+    matrix, eigenbasis = with_eigenvalues(eigenvalues)
+    assert_close(
+        impl.map_in_basis(matrix, eigenbasis),
+        torch.diag(torch.tensor(eigenvalues, dtype=F64)),
+        what="the map expressed in its own eigenbasis",
+        hint="P^-1 M P is diagonal when P's columns are eigenvectors; P M P^-1 is not",
+    )
+
+
+@pytest.mark.kata("map_in_basis")
+def test_similar_matrices_share_eigenvalues_trace_and_determinant(impl):
+    matrix = symmetric_with_eigenvalues([4.0, 2.0, -1.0, 0.5, -3.0])
+    new_matrix = impl.map_in_basis(matrix, well_conditioned(5))
+    assert_close(
+        torch.linalg.eigvals(new_matrix).real.sort().values,
+        torch.linalg.eigvalsh(matrix),
+        what="the sorted eigenvalues of the map in the new basis",
+        hint="a change of basis conjugates: P^-1 M P. A product like M P alone changes the eigenvalues",
+    )
+    assert_close(torch.trace(new_matrix), torch.trace(matrix), what="the trace", hint="P^-1 M P, both factors")
+    assert_close(torch.linalg.det(new_matrix), torch.linalg.det(matrix), what="the determinant")
+
+
+# --- has_orthonormal_columns ------------------------------------------------------------------------
+
+
+@pytest.mark.kata("has_orthonormal_columns")
+def test_a_tall_matrix_with_orthonormal_columns_is_accepted(impl):
+    q, _ = torch.linalg.qr(torch.randn(7, 3, dtype=F64))
+    assert impl.has_orthonormal_columns(q) is True, (
+        "a [7, 3] Q from torch.linalg.qr has orthonormal columns but you said no. Check Q^T Q (k x k), "
+        "not Q Q^T (n x n): the rows of a tall matrix are never orthonormal."
+    )
+
+
+@pytest.mark.kata("has_orthonormal_columns")
+def test_orthogonal_columns_of_the_wrong_length_are_rejected(impl):
+    q, _ = torch.linalg.qr(torch.randn(7, 3, dtype=F64))
+    stretched = q * torch.tensor([1.0, 2.0, 1.0], dtype=F64)
+    assert impl.has_orthonormal_columns(stretched) is False, (
+        "column 1 has length 2, yet you said the columns are orthonormal. Check the diagonal of Q^T Q too "
+        "(orthoNORMAL: perpendicular AND of length 1)."
+    )
+
+
+@pytest.mark.kata("has_orthonormal_columns")
+def test_unit_columns_that_are_not_perpendicular_are_rejected(impl):
+    columns = torch.randn(7, 3, dtype=F64)
+    unit = columns / torch.linalg.vector_norm(columns, dim=0)
+    assert impl.has_orthonormal_columns(unit) is False, (
+        "these columns have length 1 but are not perpendicular, yet you said yes. Check the off-diagonal "
+        "entries of Q^T Q (the dot products between different columns), not only the lengths."
+    )
+
+
+@pytest.mark.kata("has_orthonormal_columns")
+def test_a_wide_matrix_with_orthonormal_rows_is_rejected(impl):
+    q, _ = torch.linalg.qr(torch.randn(7, 3, dtype=F64))
+    assert impl.has_orthonormal_columns(q.T) is False, (
+        "a [3, 7] matrix with orthonormal ROWS: 7 columns in 3 dimensions cannot be orthonormal. "
+        "Did you test the rows (Q Q^T) instead of the columns (Q^T Q)?"
+    )
+
+
+@pytest.mark.kata("has_orthonormal_columns")
+def test_orthonormality_is_checked_up_to_the_tolerance(impl):
+    q, _ = torch.linalg.qr(torch.randn(7, 3, dtype=F64))
+    nudged = q + 1e-9 * torch.randn(7, 3, dtype=F64)
+    assert impl.has_orthonormal_columns(nudged) is True, (
+        "off by 1e-9 should pass with the default atol=1e-6: floating point is never exact, do not use =="
+    )
+    assert impl.has_orthonormal_columns(nudged, atol=1e-12) is False, (
+        "off by 1e-9 should fail with atol=1e-12: use the `atol` argument (and rtol=0)"
+    )
+    lengthened = q * (1 + 1e-7)
+    assert impl.has_orthonormal_columns(lengthened, atol=1e-12) is False, (
+        "columns of length 1 + 1e-7 should fail with atol=1e-12: pass rtol=0 to torch.allclose, whose default "
+        "rtol=1e-5 would add a relative tolerance on the diagonal"
+    )
+    q32, _ = torch.linalg.qr(torch.randn(7, 3))
+    assert impl.has_orthonormal_columns(q32) is True, "a float32 Q from torch.linalg.qr should pass with atol=1e-6"
+
+
+# --- gram_schmidt -----------------------------------------------------------------------------------
+
+
+@pytest.mark.kata("gram_schmidt")
+def test_gram_schmidt_columns_are_orthonormal(impl):
+    q = impl.gram_schmidt(torch.randn(7, 3, dtype=F64))
+    assert_close(
+        q.T @ q,
+        torch.eye(3, dtype=F64),
+        what="Q^T Q of the Gram-Schmidt output",
+        hint="off the diagonal: subtract projections onto the already orthonormalised columns, not the "
+        "original ones; on the diagonal: normalise every column to length 1",
+    )
+
+
+@pytest.mark.kata("gram_schmidt")
+def test_gram_schmidt_spans_the_same_space(impl):
+    vectors = torch.randn(7, 3, dtype=F64)
+    q = impl.gram_schmidt(vectors)
+    assert_close(
+        q @ (q.T @ vectors),
+        vectors,
+        what="the input columns projected onto the span of the output",
+        hint="each output column must be built from the input columns (input column j minus projections)",
+    )
+
+
+@pytest.mark.kata("gram_schmidt")
+def test_gram_schmidt_matches_qr_up_to_the_signs(impl):
+    vectors = torch.randn(7, 3, dtype=F64)
+    q, r = torch.linalg.qr(vectors)
+    assert_close(
+        impl.gram_schmidt(vectors),
+        q * torch.sign(torch.diagonal(r)),
+        what="the Gram-Schmidt basis (QR's Q with diag(R) > 0)",
+        hint="process the columns left to right, and keep each one pointing along its input column",
+    )
+
+
+# --- gram_matrix_in_basis ---------------------------------------------------------------------------
+
+
+@pytest.mark.kata("gram_matrix_in_basis")
+def test_gram_matrix_in_a_general_basis(impl):
+    basis, vectors = well_conditioned(5), torch.randn(3, 5, dtype=F64)
+    # c_i = P^-1 x_i, so c_i . c_j = x_i^T (P P^T)^-1 x_j
+    expected = vectors @ torch.linalg.inv(basis @ basis.T) @ vectors.T
+    assert_close(
+        impl.gram_matrix_in_basis(basis, vectors),
+        expected,
+        what="the dot products of the coordinates",
+        hint="coordinates solve basis @ c = x (do not multiply by the basis); vectors are rows, basis vectors columns",
+    )
+
+
+@pytest.mark.kata("gram_matrix_in_basis")
+def test_an_orthonormal_basis_preserves_dot_products_and_norms(impl):
+    rotation, vectors = random_orthogonal(5), torch.randn(3, 5, dtype=F64)
+    gram = impl.gram_matrix_in_basis(rotation, vectors)
+    assert_close(
+        gram,
+        vectors @ vectors.T,
+        what="the Gram matrix in an orthonormal basis",
+        hint="G[i, j] is the dot product of the coordinates of vectors i and j: [n, n], not [d, d]",
+    )
+    assert_close(torch.diagonal(gram), torch.linalg.vector_norm(vectors, dim=1) ** 2, what="the squared norms")
+
+
+@pytest.mark.kata("gram_matrix_in_basis")
+def test_a_general_basis_changes_dot_products(impl):
+    basis = well_conditioned(5) @ torch.diag(torch.tensor([1.0, 2.0, 0.5, 3.0, 1.0], dtype=F64))
+    vectors = torch.randn(3, 5, dtype=F64)
+    gram = impl.gram_matrix_in_basis(basis, vectors)
+    assert not torch.allclose(gram, vectors @ vectors.T, atol=1e-3), (
+        "in a non-orthogonal basis the coordinates' dot products should differ from the vectors' own: "
+        "did you forget to change to the basis first?"
+    )
+
+
+# --- power_iteration --------------------------------------------------------------------------------
+
+
+def check_dominant_eigenpair(impl, matrix: Tensor, num_iterations: int) -> None:
+    eigenvalues, eigenvectors = torch.linalg.eigh(matrix)
+    dominant = torch.argmax(eigenvalues.abs())
+    value, vector = impl.power_iteration(matrix, num_iterations)
+    assert_close(
+        value,
+        eigenvalues[dominant],
+        what="the dominant eigenvalue",
+        hint="use the Rayleigh quotient v . (M v) of the unit vector: the norm of M v loses the sign",
+    )
+    assert_close(
+        sign_aligned(vector, eigenvectors[:, dominant]),
+        eigenvectors[:, dominant],
+        what="the dominant eigenvector (sign aligned)",
+        hint="normalise after every step, and return the vector with length 1",
+    )
+
+
+@pytest.mark.kata("power_iteration")
+def test_power_iteration_finds_the_dominant_eigenpair(impl):
+    check_dominant_eigenpair(impl, symmetric_with_eigenvalues([1.0, 5.0, -2.0, 0.5, 2.5, -0.3, 0.1]), 200)
+
+
+@pytest.mark.kata("power_iteration")
+def test_power_iteration_keeps_the_sign_of_a_negative_eigenvalue(impl):
+    check_dominant_eigenpair(impl, symmetric_with_eigenvalues([1.0, -6.0, 2.0, 0.5, 3.0, -0.3, 0.1]), 200)
+
+
+@pytest.mark.kata("power_iteration")
+def test_power_iteration_does_not_overflow_on_large_eigenvalues(impl):
+    matrix = symmetric_with_eigenvalues([1.0, -6.0, 2.0, 0.5, 3.0, -0.3, 0.1]) * 1000
+    value, vector = impl.power_iteration(matrix, 300)
+    assert torch.isfinite(vector).all() and torch.isfinite(value), (
+        "6000^300 overflows float64: normalise the vector after EVERY multiplication, not only at the end"
+    )
+    check_dominant_eigenpair(impl, matrix, 300)
+
+
+# --- diagonalize ------------------------------------------------------------------------------------
+
+UNSORTED_EIGENVALUES = [2.0, -3.0, 0.5, 4.0, -1.0]
+
+
+@pytest.mark.kata("diagonalize")
+def test_diagonalize_sorts_the_eigenvalues_descending(impl):
+    matrix, _ = with_eigenvalues(UNSORTED_EIGENVALUES)
+    eigenvalues, _ = impl.diagonalize(matrix)
+    assert_close(
+        eigenvalues,
+        torch.tensor(sorted(UNSORTED_EIGENVALUES, reverse=True), dtype=F64),
+        what="the eigenvalues",
+        hint="torch.linalg.eig returns them unsorted (and complex): take .real and sort descending",
+    )
+
+
+@pytest.mark.kata("diagonalize")
+def test_diagonalize_pairs_each_eigenvalue_with_a_unit_eigenvector(impl):
+    matrix, _ = with_eigenvalues(UNSORTED_EIGENVALUES)
+    eigenvalues, eigenvectors = impl.diagonalize(matrix)
+    assert_close(
+        matrix @ eigenvectors,
+        eigenvectors * eigenvalues,
+        what="A V (column i should be lambda_i v_i)",
+        hint="reorder the eigenvector COLUMNS with the same permutation as the eigenvalues",
+    )
+    assert_close(
+        torch.linalg.vector_norm(eigenvectors, dim=0), torch.ones(5, dtype=F64), what="the eigenvector lengths"
+    )
+
+
+@pytest.mark.kata("diagonalize")
+def test_diagonalize_rebuilds_the_matrix(impl):
+    matrix, _ = with_eigenvalues(UNSORTED_EIGENVALUES)
+    eigenvalues, eigenvectors = impl.diagonalize(matrix)
+    assert_close(
+        eigenvectors @ torch.diag(eigenvalues) @ torch.linalg.inv(eigenvectors),
+        matrix,
+        what="V diag(lambda) V^-1",
+        hint="the eigenvectors are the columns of V, each in the same position as its eigenvalue",
+    )
+
+
+# --- matrix_power_via_eigen -------------------------------------------------------------------------
+
+
+@pytest.mark.kata("matrix_power_via_eigen")
+@pytest.mark.parametrize("k", [0, 1, 3, 6, -2])
+def test_matrix_power_via_eigen_matches_matrix_power(impl, k):
+    matrix, _ = with_eigenvalues([1.5, -2.0, 0.5, 3.0, -0.8])
+    assert_close(
+        impl.matrix_power_via_eigen(matrix, k),
+        torch.linalg.matrix_power(matrix, k),
+        what=f"A^{k}",
+        hint="V diag(lambda ** k) V^-1: powers of the eigenvalues (not k * lambda), and V^-1, not V^T",
+    )
+
+
+# --- symmetric_eigendecomposition -------------------------------------------------------------------
+
+
+def random_symmetric(n: int) -> Tensor:
+    x = torch.randn(n, n, dtype=F64)
+    return x + x.T
+
+
+@pytest.mark.kata("symmetric_eigendecomposition")
+def test_symmetric_eigenvalues_are_real_and_descending(impl):
+    matrix = random_symmetric(6)
+    eigenvalues, _ = impl.symmetric_eigendecomposition(matrix)
+    assert_close(
+        eigenvalues,
+        torch.linalg.eigvalsh(matrix).flip(0),
+        what="the eigenvalues",
+        hint="torch.linalg.eigh returns them in ASCENDING order: reverse them",
+    )
+
+
+@pytest.mark.kata("symmetric_eigendecomposition")
+def test_symmetric_eigenvectors_are_orthonormal_eigenvectors(impl):
+    matrix = random_symmetric(6)
+    eigenvalues, q = impl.symmetric_eigendecomposition(matrix)
+    assert_close(q.T @ q, torch.eye(6, dtype=F64), what="Q^T Q", hint="eigh's eigenvectors are already orthonormal")
+    assert_close(
+        matrix @ q,
+        q * eigenvalues,
+        what="S Q (column i should be lambda_i q_i)",
+        hint="reverse the eigenvector COLUMNS (dim 1) together with the eigenvalues, not the rows",
+    )
+
+
+@pytest.mark.kata("symmetric_eigendecomposition")
+def test_symmetric_eigendecomposition_rebuilds_the_matrix(impl):
+    matrix = random_symmetric(6)
+    eigenvalues, q = impl.symmetric_eigendecomposition(matrix)
+    assert_close(q @ torch.diag(eigenvalues) @ q.T, matrix, what="Q diag(lambda) Q^T", hint="keep pairs together")
+
+
+# --- svd_via_eigh -----------------------------------------------------------------------------------
+
+
+@pytest.mark.kata("svd_via_eigh")
+def test_svd_via_eigh_singular_values(impl):
+    matrix = torch.randn(7, 3, dtype=F64)
+    _, singular_values, _ = impl.svd_via_eigh(matrix)
+    assert_close(
+        singular_values,
+        torch.linalg.svdvals(matrix),
+        what="the singular values",
+        hint="the eigenvalues of A^T A are the SQUARED singular values, and they must come in descending order",
+    )
+
+
+@pytest.mark.kata("svd_via_eigh")
+def test_svd_via_eigh_rebuilds_the_matrix(impl):
+    matrix = torch.randn(7, 3, dtype=F64)
+    u, s, v = impl.svd_via_eigh(matrix)
+    assert_close(
+        u @ torch.diag(s) @ v.T,
+        matrix,
+        what="U diag(S) V^T",
+        hint="return V (eigenvectors of A^T A as columns), and U = A V / S, column by column",
+    )
+
+
+@pytest.mark.kata("svd_via_eigh")
+def test_svd_via_eigh_singular_vectors_are_orthonormal(impl):
+    matrix = torch.randn(7, 3, dtype=F64)
+    u, _, v = impl.svd_via_eigh(matrix)
+    assert_close(u.T @ u, torch.eye(3, dtype=F64), what="U^T U", hint="divide column i of A V by s_i")
+    assert_close(v.T @ v, torch.eye(3, dtype=F64), what="V^T V", hint="V holds the eigenvectors of A^T A")
+
+
+@pytest.mark.kata("svd_via_eigh")
+def test_svd_via_eigh_does_not_call_torch_svd(impl, monkeypatch):
+    matrix = torch.randn(7, 3, dtype=F64)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("svd_via_eigh should build the SVD from torch.linalg.eigh(A^T A), not call an SVD")
+
+    for name in ("svd", "svdvals"):
+        monkeypatch.setattr(torch.linalg, name, forbidden)
+    monkeypatch.setattr(torch, "svd", forbidden)
+    impl.svd_via_eigh(matrix)
+
+
+# --- low_rank_approximation -------------------------------------------------------------------------
+
+SHAPES = [(7, 3), (4, 6)]
+
+
+@pytest.mark.kata("low_rank_approximation")
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("k", [1, 2])
+def test_low_rank_error_is_eckart_young(impl, shape, k):
+    matrix = torch.randn(*shape, dtype=F64)
+    approximation = impl.low_rank_approximation(matrix, k)
+    tail = torch.linalg.svdvals(matrix)[k:]
+    assert_close(
+        torch.linalg.matrix_norm(matrix - approximation),
+        torch.sqrt(torch.sum(tail**2)),
+        what=f"the Frobenius error of the rank-{k} approximation",
+        hint="keep the k LARGEST singular values with their singular vectors: columns of U, rows of Vh",
+    )
+
+
+@pytest.mark.kata("low_rank_approximation")
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_low_rank_approximation_has_rank_k(impl, shape):
+    matrix = torch.randn(*shape, dtype=F64)
+    for k in (1, 2):
+        rank = torch.linalg.matrix_rank(impl.low_rank_approximation(matrix, k)).item()
+        assert rank == k, f"the rank-{k} approximation has rank {rank}: keep exactly k singular values (off by one?)"
+
+
+@pytest.mark.kata("low_rank_approximation")
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_full_rank_approximation_is_the_matrix(impl, shape):
+    matrix = torch.randn(*shape, dtype=F64)
+    assert_close(
+        impl.low_rank_approximation(matrix, min(shape)),
+        matrix,
+        what="the rank-min(m, n) approximation",
+        hint="with every singular value kept, U diag(S) Vh must give A back",
+    )
+
+
+# --- rank_k_approximation_error ---------------------------------------------------------------------
+
+
+@pytest.mark.kata("rank_k_approximation_error")
+@pytest.mark.parametrize("k", [0, 1, 3, 4])
+def test_rank_k_error_matches_the_truncated_svd(impl, k):
+    matrix = torch.randn(4, 6, dtype=F64)
+    u, s, vh = torch.linalg.svd(matrix, full_matrices=False)
+    truncated = u[:, :k] @ torch.diag(s[:k]) @ vh[:k]
+    assert_close(
+        impl.rank_k_approximation_error(matrix, k),
+        torch.linalg.matrix_norm(matrix - truncated),
+        what=f"the rank-{k} error",
+        hint="sqrt of the sum of squares of the DROPPED singular values s[k], s[k+1], ...: mind the sqrt and "
+        "the first dropped index",
+    )
+
+
+# --- pseudo_inverse ---------------------------------------------------------------------------------
+
+
+def rank_deficient(m: int, n: int, rank: int) -> Tensor:
+    return torch.randn(m, rank, dtype=F64) @ torch.randn(rank, n, dtype=F64)
+
+
+@pytest.mark.kata("pseudo_inverse")
+@pytest.mark.parametrize("shape", [(7, 3), (3, 5)], ids=str)
+def test_pseudo_inverse_of_a_full_rank_matrix(impl, shape):
+    matrix = torch.randn(*shape, dtype=F64)
+    assert_close(
+        impl.pseudo_inverse(matrix),
+        torch.linalg.pinv(matrix),
+        what="the pseudo-inverse",
+        hint="A+ = V diag(1/S) U^T: invert the singular values, transpose the roles of U and V",
+    )
+
+
+@pytest.mark.kata("pseudo_inverse")
+def test_pseudo_inverse_of_a_rank_deficient_matrix(impl):
+    matrix = rank_deficient(5, 4, rank=2)
+    assert_close(
+        impl.pseudo_inverse(matrix),
+        torch.linalg.pinv(matrix, rtol=1e-10),
+        what="the pseudo-inverse of a rank-2 [5, 4] matrix",
+        hint="singular values at most rtol * the largest are zero: leave them at zero instead of inverting them "
+        "(the normal equations (A^T A)^-1 A^T need full column rank)",
+    )
+
+
+@pytest.mark.kata("pseudo_inverse")
+@pytest.mark.parametrize("scale", [1e-6, 1e8])
+def test_the_zero_threshold_is_relative_to_the_largest_singular_value(impl, scale):
+    matrix = rank_deficient(5, 4, rank=2)
+    assert_close(
+        impl.pseudo_inverse(scale * matrix),
+        torch.linalg.pinv(matrix, rtol=1e-10) / scale,
+        what=f"the pseudo-inverse of a rank-2 matrix scaled by {scale:g}",
+        hint="(cA)+ = A+ / c: compare the singular values with rtol * (largest singular value), not with rtol alone",
+    )
+
+
+@pytest.mark.kata("pseudo_inverse")
+def test_pseudo_inverse_satisfies_the_moore_penrose_conditions(impl):
+    matrix = rank_deficient(5, 4, rank=2)
+    plus = impl.pseudo_inverse(matrix)
+    hint = "threshold the tiny singular values to zero before inverting"
+    assert_close(matrix @ plus @ matrix, matrix, what="A A+ A", hint=hint)
+    assert_close(plus @ matrix @ plus, plus, what="A+ A A+", hint=hint)
+    assert_close(matrix @ plus, (matrix @ plus).T, what="A A+ (should be symmetric)", hint=hint)
+    assert_close(plus @ matrix, (plus @ matrix).T, what="A+ A (should be symmetric)", hint=hint)
+
+
+# --- qk_circuit -------------------------------------------------------------------------------------
+
+D_MODEL, D_HEAD = 7, 3
+
+
+@pytest.mark.kata("qk_circuit")
+def test_qk_circuit_gives_the_attention_scores(impl):
+    W_Q, W_K = torch.randn(D_MODEL, D_HEAD, dtype=F64), torch.randn(D_MODEL, D_HEAD, dtype=F64)
+    queries, keys = torch.randn(5, D_MODEL, dtype=F64), torch.randn(4, D_MODEL, dtype=F64)
+    assert_close(
+        queries @ impl.qk_circuit(W_Q, W_K) @ keys.T,
+        (queries @ W_Q) @ (keys @ W_K).T,
+        what="x_q (QK circuit) x_k^T for 5 queries and 4 keys",
+        hint="queries on the left, keys on the right: W_Q W_K^T, not W_K W_Q^T",
+    )
+
+
+@pytest.mark.kata("qk_circuit")
+def test_qk_circuit_has_rank_d_head(impl):
+    W_Q, W_K = torch.randn(D_MODEL, D_HEAD, dtype=F64), torch.randn(D_MODEL, D_HEAD, dtype=F64)
+    rank = torch.linalg.matrix_rank(impl.qk_circuit(W_Q, W_K)).item()
+    assert rank == D_HEAD, f"a [{D_MODEL}, {D_MODEL}] product through a {D_HEAD}-dim head has rank {D_HEAD}, got {rank}"
+
+
+@pytest.mark.kata("qk_circuit")
+def test_rotating_the_head_space_changes_the_factors_but_not_the_circuit(impl):
+    W_Q, W_K = torch.randn(D_MODEL, D_HEAD, dtype=F64), torch.randn(D_MODEL, D_HEAD, dtype=F64)
+    rotation = random_orthogonal(D_HEAD)
+    circuit = impl.qk_circuit(W_Q, W_K)
+    assert not torch.allclose(W_Q @ rotation, W_Q), "sanity: the rotation should change W_Q"
+    assert not torch.allclose(W_K @ rotation, W_K), "sanity: the rotation should change W_K"
+    assert_close(
+        impl.qk_circuit(W_Q @ rotation, W_K @ rotation),
+        circuit,
+        what="the QK circuit after rotating the head space by R",
+        hint="W_Q R (W_K R)^T = W_Q R R^T W_K^T = W_Q W_K^T: the head basis is not privileged",
+    )
+
+
+@pytest.mark.kata("qk_circuit")
+def test_a_non_orthogonal_map_of_both_factors_changes_the_circuit(impl):
+    W_Q, W_K = torch.randn(D_MODEL, D_HEAD, dtype=F64), torch.randn(D_MODEL, D_HEAD, dtype=F64)
+    stretch = torch.diag(torch.tensor([2.0, 1.0, 0.5], dtype=F64))
+    assert not torch.allclose(impl.qk_circuit(W_Q @ stretch, W_K @ stretch), impl.qk_circuit(W_Q, W_K)), (
+        "mapping both W_Q and W_K by a non-orthogonal M multiplies the circuit's middle by M M^T != I: "
+        "it should change the circuit"
+    )
+
+
+# --- change_head_basis ------------------------------------------------------------------------------
+
+
+@pytest.mark.kata("change_head_basis")
+def test_change_head_basis_keeps_the_qk_circuit(impl):
+    W_Q, W_K = torch.randn(D_MODEL, D_HEAD, dtype=F64), torch.randn(D_MODEL, D_HEAD, dtype=F64)
+    new_W_Q, new_W_K = impl.change_head_basis(W_Q, W_K, well_conditioned(D_HEAD))
+    assert_close(
+        new_W_Q @ new_W_K.T,
+        W_Q @ W_K.T,
+        what="the QK circuit of the new factors",
+        hint="for a general M the keys need M^-T = (M^-1)^T: mapping them by M (or by M^-1) too changes it",
+    )
+
+
+@pytest.mark.kata("change_head_basis")
+def test_change_head_basis_maps_the_queries_by_M(impl):
+    W_Q, W_K, M = torch.randn(D_MODEL, D_HEAD, dtype=F64), torch.randn(D_MODEL, D_HEAD, dtype=F64), well_conditioned(3)
+    new_W_Q, _ = impl.change_head_basis(W_Q, W_K, M)
+    assert_close(new_W_Q, W_Q @ M, what="the new W_Q", hint="new W_Q = W_Q M, M on the right (head side)")
+
+
+@pytest.mark.kata("change_head_basis")
+def test_an_orthogonal_change_maps_the_keys_by_M_too(impl):
+    W_Q, W_K, R = torch.randn(D_MODEL, D_HEAD, dtype=F64), torch.randn(D_MODEL, D_HEAD, dtype=F64), random_orthogonal(3)
+    _, new_W_K = impl.change_head_basis(W_Q, W_K, R)
+    assert_close(new_W_K, W_K @ R, what="the new W_K for an orthogonal M", hint="for orthogonal R, R^-T = R")
