@@ -1,19 +1,186 @@
-"""Attention: softmax, masks, scaled dot-product attention and multi-head self-attention."""
+"""Attention: softmax, masks, scaled dot-product attention and multi-head self-attention.
+
+Conventions used throughout this module:
+- Scores and patterns are indexed [..., query_pos, key_pos]: row i says how much query i looks at
+  each key.
+- A boolean mask is True where a query MAY attend to a key (the convention of
+  torch.nn.functional.scaled_dot_product_attention, of torch.tril and of TransformerLens). Beware:
+  torch.nn.MultiheadAttention uses the opposite convention (True = hidden).
+"""
 
 import einops
 import torch
-from jaxtyping import Float
+from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
 from katakit import kata
 
 
+@kata
+def stable_softmax(x: Float[Tensor, "*batch n"]) -> Float[Tensor, "*batch n"]:
+    """Softmax over the last axis that does not overflow: scores of 1e4 must not give nan.
+
+    softmax(x)_i = exp(x_i) / sum_j exp(x_j). In floating point exp(1e4) is inf, and inf / inf is
+    nan, so compute it in a form that never exponentiates a large positive number. Entries equal
+    to -inf (masked scores) must come out as exactly 0.
+
+    Shapes:
+        x: [*batch, n]
+        returns: [*batch, n], each row (over the last axis) non-negative and summing to 1
+
+    Hints:
+        1. softmax(x) does not change if you subtract the same constant from every entry of a row.
+        2. Subtract the row maximum (x.amax(dim=-1, keepdim=True)) before exponentiating: the
+           largest exponent is then exp(0) = 1. Sum over dim=-1 with keepdim=True to divide.
+    """
+    raise NotImplementedError
+
+
+@kata
+def causal_mask(seq_len: int, device: torch.device | str | None = None) -> Bool[Tensor, "query_pos key_pos"]:
+    """The causal mask of a sequence: True where query i may attend to key j, that is where j <= i.
+
+    A decoder (GPT-2) predicts token i+1 from tokens 0..i, so position i must not look at later
+    positions. Position i does see itself: the diagonal is True.
+
+    Create the mask on `device` (None means the default device) so that it can be combined with
+    scores living on a GPU.
+
+    Shapes:
+        returns: [seq_len, seq_len], boolean; row = query position, column = key position
+
+    Hints:
+        1. Draw the 4 x 4 mask: which triangle is True, and is the diagonal in it?
+        2. torch.tril keeps the lower triangle, diagonal included; apply it to a square of True
+           values created with dtype=torch.bool on `device`.
+    """
+    raise NotImplementedError
+
+
+@kata
+def attention_scores(
+    q: Float[Tensor, "*batch query_pos d_head"], k: Float[Tensor, "*batch key_pos d_head"]
+) -> Float[Tensor, "*batch query_pos key_pos"]:
+    """The attention scores q k^T / sqrt(d_head): the dot product of every query with every key.
+
+    The leading *batch axes (batch, head, ...) are carried along: each head has its own queries
+    and keys. Dividing by sqrt(d_head) keeps the scores of unit-variance q, k at unit variance, so
+    the softmax does not saturate as d_head grows.
+
+    Shapes:
+        q: [*batch, query_pos, d_head]
+        k: [*batch, key_pos, d_head]
+        returns: [*batch, query_pos, key_pos], entry [..., i, j] = q_i . k_j / sqrt(d_head)
+
+    Hints:
+        1. Which axis is summed over? Which two axes survive, in which order?
+        2. q @ k.transpose(-2, -1) (or einops.einsum with "..." for the batch axes) and divide by
+           sqrt(d_head), where d_head is q.shape[-1] (the size of a head, not of the model).
+           Scaling q before the product is cheaper than scaling the [query_pos, key_pos] result.
+    """
+    raise NotImplementedError
+
+
+@kata
+def apply_causal_mask(scores: Float[Tensor, "*batch query_pos key_pos"]) -> Float[Tensor, "*batch query_pos key_pos"]:
+    """Hide the future: set the scores where key > query to -inf (or a very large negative number).
+
+    This happens BEFORE the softmax, so that the hidden keys get probability exactly 0 and each row
+    still sums to 1. Return a new tensor: do not modify `scores` in place. Works for any float
+    dtype (bfloat16 included) and any device.
+
+    Shapes:
+        scores: [*batch, query_pos, key_pos] with query_pos == key_pos
+        returns: [*batch, query_pos, key_pos], equal to scores where the causal mask is True
+
+    Hints:
+        1. Build the mask with your causal_mask on scores.device; it broadcasts over *batch.
+        2. torch.where(condition, scores, float("-inf")) keeps scores where condition is True;
+           scores.masked_fill(condition, value) writes value where it is True: mind which one
+           wants the causal mask and which its negation (~). float("-inf") (or
+           torch.finfo(scores.dtype).min) is a fill value every float dtype can hold.
+    """
+    raise NotImplementedError
+
+
+@kata
+def scaled_dot_product_attention(
+    q: Float[Tensor, "*batch query_pos d_head"],
+    k: Float[Tensor, "*batch key_pos d_head"],
+    v: Float[Tensor, "*batch key_pos d_value"],
+    causal: bool = False,
+    mask: Bool[Tensor, "query_pos key_pos"] | Float[Tensor, "query_pos key_pos"] | None = None,
+) -> Float[Tensor, "*batch query_pos d_value"]:
+    """Scaled dot-product attention: softmax(q k^T / sqrt(d_head) + masking) @ v.
+
+    Each query gets a weighted average of the values, weighted by the softmax over the keys of its
+    scores. `causal=True` hides the future (needs query_pos == key_pos). `mask`, like the
+    attn_mask of torch.nn.functional.scaled_dot_product_attention, is either boolean (True = may
+    attend, False = hidden) or float (added to the scores, e.g. 0 or -inf). A key is hidden if the
+    causal mask or `mask` hides it.
+
+    Shapes:
+        q: [*batch, query_pos, d_head]
+        k: [*batch, key_pos, d_head]
+        v: [*batch, key_pos, d_value]
+        mask: [query_pos, key_pos] (broadcast over *batch), or None
+        returns: [*batch, query_pos, d_value]
+
+    Hints:
+        1. Reuse your katas: attention_scores, then the masks, then a softmax over the KEY axis,
+           then multiply by v. Mask before the softmax, never after.
+        2. A boolean mask is applied like the causal one (keep the scores where it is True, -inf
+           elsewhere); a float mask is simply added. torch.softmax(dim=-1) and @ do the rest.
+    """
+    raise NotImplementedError
+
+
+@kata
+def split_heads(x: Float[Tensor, "batch pos d_model"], n_heads: int) -> Float[Tensor, "batch n_heads pos d_head"]:
+    """Cut the last axis into n_heads chunks of size d_head = d_model // n_heads, one per head.
+
+    Head h owns the features h * d_head ... (h + 1) * d_head - 1 (head-major order, as in
+    torch.nn.MultiheadAttention and GPT-2), and the head axis moves before pos so that each head
+    can attend on its own.
+
+    Shapes:
+        x: [batch, pos, d_model], d_model = n_heads * d_head
+        returns: [batch, n_heads, pos, d_head]
+
+    Hints:
+        1. Feature f of x belongs to head f // d_head at offset f % d_head: which factor of
+           d_model varies slowest?
+        2. einops.rearrange with a bracketed group (n_heads d_head) on the input side, passing
+           n_heads=n_heads so einops infers d_head. The group (d_head n_heads) also runs, and
+           silently mixes the heads.
+    """
+    raise NotImplementedError
+
+
+@kata
+def merge_heads(z: Float[Tensor, "batch n_heads pos d_head"]) -> Float[Tensor, "batch pos n_heads*d_head"]:
+    """Undo split_heads: concatenate the heads' outputs along the feature axis, head 0 first.
+
+    Shapes:
+        z: [batch, n_heads, pos, d_head]
+        returns: [batch, pos, n_heads * d_head], features h * d_head ... (h + 1) * d_head - 1
+        coming from head h
+
+    Hints:
+        1. It is the inverse of split_heads: merge_heads(split_heads(x, n)) == x.
+        2. einops.rearrange with the bracketed group on the output side this time; the order inside
+           the brackets decides which index varies fastest (the last one).
+    """
+    raise NotImplementedError
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head self-attention with TransformerLens' parameter names.
 
-    Each head h reads the residual stream x through its own W_Q[h], W_K[h], W_V[h], attends with
-    softmax(q k^T / sqrt(d_head)) (causal: a position sees itself and earlier positions only), and
-    writes back through W_O[h]; the heads' outputs are summed, plus b_O.
+    Each head h reads the residual stream x through its own W_Q[h], W_K[h], W_V[h] (plus biases),
+    attends with softmax(q k^T / sqrt(d_head)) (causal: a position sees itself and earlier
+    positions only), and writes back through W_O[h]; the heads' outputs are summed, plus b_O.
+    d_model need not equal n_heads * d_head. (Puzzle: b_K never changes the pattern. Why?)
 
     Shapes:
         W_Q, W_K, W_V: [n_heads, d_model, d_head]     b_Q, b_K, b_V: [n_heads, d_head]
@@ -22,9 +189,12 @@ class MultiHeadAttention(nn.Module):
         forward(x): [batch, pos, d_model] -> [batch, pos, d_model]
 
     Hints:
-        1. Compute q, k, v for all heads at once with einops.einsum over d_model; keep the head axis.
-        2. pattern = softmax over key_pos of (q k^T / sqrt(d_head)), masked to -inf above the diagonal
-           when causal; then z = pattern @ v per head, and out = sum over heads of z @ W_O + b_O.
+        1. Compute q, k, v for all heads at once with einops.einsum over d_model, keeping the head
+           axis before pos: "batch pos d_model, n_heads d_model d_head -> batch n_heads pos d_head".
+           A bias [n_heads, d_head] broadcasts after indexing it as b[:, None].
+        2. pattern = softmax over key_pos of your attention_scores(q, k), passed through your
+           apply_causal_mask when self.causal; forward: z = pattern @ v per head, then
+           out = einsum of z with W_O summing over n_heads AND d_head, plus b_O.
     """
 
     def __init__(self, d_model: int, n_heads: int, d_head: int, causal: bool = True, init_range: float = 0.02):
@@ -48,3 +218,88 @@ class MultiHeadAttention(nn.Module):
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
         """Self-attention of x: sum over heads of (pattern @ v) @ W_O, plus b_O."""
         raise NotImplementedError
+
+
+@kata
+def qk_circuit(
+    W_Q: Float[Tensor, "n_heads d_model d_head"], W_K: Float[Tensor, "n_heads d_model d_head"]
+) -> Float[Tensor, "n_heads d_model d_model"]:
+    """The QK circuit of every head: W_QK[h] = W_Q[h] W_K[h]^T, a d_model x d_model bilinear form.
+
+    Without biases, the (unscaled) score of a query token x against a key token x' is
+    (x W_Q[h]) . (x' W_K[h]) = x W_QK[h] x'^T: one matrix says which pairs of residual-stream
+    directions attend to each other, independently of the basis chosen for the d_head space.
+
+    Shapes:
+        W_Q, W_K: [n_heads, d_model, d_head]
+        returns: [n_heads, d_model, d_model], rows indexed by the query side, columns by the key side
+
+    Hints:
+        1. The result is d_model x d_model, so d_head is the axis summed over.
+        2. One einops.einsum summing over d_head and keeping n_heads; W_Q gives the rows. Swapping
+           W_Q and W_K gives the transpose, which is a different circuit.
+    """
+    raise NotImplementedError
+
+
+@kata
+def ov_circuit(
+    W_V: Float[Tensor, "n_heads d_model d_head"], W_O: Float[Tensor, "n_heads d_head d_model"]
+) -> Float[Tensor, "n_heads d_model d_model"]:
+    """The OV circuit of every head: W_OV[h] = W_V[h] W_O[h], what the head writes for what it reads.
+
+    Without biases, a head that attends fully to a token x adds x W_OV[h] to the residual stream
+    (the row-vector convention x @ W used throughout this repository).
+
+    Shapes:
+        W_V: [n_heads, d_model, d_head]
+        W_O: [n_heads, d_head, d_model]
+        returns: [n_heads, d_model, d_model], rows indexed by what is read, columns by what is written
+
+    Hints:
+        1. Per head it is one matrix product; the head axis is a batch axis.
+        2. The @ operator treats the leading n_heads axis as a batch axis (or sum over d_head with
+           einops.einsum).
+    """
+    raise NotImplementedError
+
+
+@kata
+def most_attended_key(
+    pattern: Float[Tensor, "batch n_heads query_pos key_pos"],
+) -> Int[Tensor, "batch n_heads query_pos"]:
+    """For every query position of every head, the key position it attends to most.
+
+    Reading attention patterns is the first step of most circuit analyses: a previous-token head
+    answers i - 1 at every position i > 0, an induction head points just after the previous
+    occurrence of the current token.
+
+    Shapes:
+        pattern: [batch, n_heads, query_pos, key_pos], probabilities over key_pos
+        returns: [batch, n_heads, query_pos], integer key positions
+
+    Hints:
+        1. Over which axis of the pattern do you look for the maximum?
+        2. torch.argmax returns the index (what you want), torch.max/amax the value.
+    """
+    raise NotImplementedError
+
+
+@kata
+def previous_token_score(pattern: Float[Tensor, "batch n_heads query_pos key_pos"]) -> Float[Tensor, "n_heads"]:
+    """How much of a previous-token head each head is: its mean attention from position i to i - 1.
+
+    Average pattern[b, h, i, i - 1] over the batch and over the query positions i = 1 ... pos - 1
+    (position 0 has no previous token). A perfect previous-token head scores 1.
+
+    Shapes:
+        pattern: [batch, n_heads, pos, pos], causal attention probabilities
+        returns: [n_heads]
+
+    Hints:
+        1. The entries [i, i - 1] form a diagonal of the [pos, pos] pattern: which one, above or
+           below the main diagonal? How many entries does it have?
+        2. torch.diagonal(pattern, offset=..., dim1=-2, dim2=-1) returns it as the last axis; then
+           average over batch and that axis.
+    """
+    raise NotImplementedError

@@ -1,11 +1,531 @@
-"""Tests for katas/05_attention/attention.py."""
+"""Tests for katas/05_attention/attention.py.
 
+Oracles: torch.softmax, torch.tril/triu, torch.nn.functional.scaled_dot_product_attention,
+torch.nn.MultiheadAttention with copied weights, and algebraic properties.
+"""
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import einops
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
+
+from katakit.testing import assert_close
+
+T = TypeVar("T")
+F64 = torch.float64
+# Distinct sizes everywhere, so a swapped axis is a shape error or a wrong value, never a silent match.
+BATCH, HEADS, QUERIES, KEYS, D_HEAD, D_VALUE = 2, 3, 5, 4, 7, 6
+
+
+def tril(n: int) -> torch.Tensor:
+    return torch.ones(n, n, dtype=torch.bool).tril()
+
+
+def with_default_device_elsewhere(call: Callable[[], T]) -> T:
+    """Run `call` with CUDA as the default device: a tensor created without device= then lands on
+    CUDA (an error without a GPU, a device mismatch with one), while device=x.device keeps it by x."""
+    with torch.device("cuda"):
+        try:
+            return call()
+        except NotImplementedError:
+            raise
+        except (AssertionError, RuntimeError) as error:
+            raise AssertionError(
+                f"creating a tensor without device= failed ({type(error).__name__}: {error}). Create helper tensors "
+                "(masks) on the device of the input, e.g. device=scores.device, so the code also runs on a GPU."
+            ) from error
+
+
+def is_hidden(scores: torch.Tensor) -> torch.Tensor:
+    """Masked scores: -inf, or a large negative number such as torch.finfo(dtype).min or -1e9."""
+    return torch.isneginf(scores) | (scores <= -1e4)
+
+
+# --- stable_softmax ---------------------------------------------------------------------------
+
+
+@pytest.mark.kata("stable_softmax")
+def test_stable_softmax_matches_torch_over_the_last_axis(impl):
+    x = 3 * torch.randn(2, 5, 7, dtype=F64)
+    assert_close(
+        impl.stable_softmax(x),
+        torch.softmax(x, dim=-1),
+        what="stable_softmax(x) for x of shape [2, 5, 7]",
+        hint="normalising over the wrong axis? Sum over dim=-1 with keepdim=True.",
+    )
+
+
+@pytest.mark.kata("stable_softmax")
+def test_stable_softmax_does_not_overflow_on_huge_scores(impl):
+    x = torch.tensor([[1e4, 1e4 - 1.0, 1e4 - 3.0], [-1e4, -1e4 + 2.0, -1e4 - 1.0]])
+    result = impl.stable_softmax(x)
+    assert not result.isnan().any(), (
+        f"stable_softmax of scores around +-1e4 gave {result.tolist()}: exp(1e4) overflows to inf and inf / inf is "
+        "nan. Subtract each row's maximum before exponentiating."
+    )
+    assert_close(result, torch.softmax(x, dim=-1), what="stable_softmax of scores around +-1e4")
+
+
+@pytest.mark.kata("stable_softmax")
+def test_stable_softmax_gives_exactly_zero_to_minus_infinity(impl):
+    x = torch.randn(3, 5, dtype=F64)
+    x[:, 3:] = float("-inf")
+    result = impl.stable_softmax(x)
+    assert (result[:, 3:] == 0).all(), f"entries that were -inf should get probability 0, got {result[:, 3:]}"
+    assert_close(result, torch.softmax(x, dim=-1), what="stable_softmax with -inf (masked) entries")
+
+
+@pytest.mark.kata("stable_softmax")
+def test_stable_softmax_keeps_the_dtype_bfloat16(impl):
+    x = torch.randn(3, 5).bfloat16()
+    result = impl.stable_softmax(x)
+    assert result.dtype == torch.bfloat16, f"a bfloat16 input should give a bfloat16 softmax, got {result.dtype}"
+    assert_close(result.float(), torch.softmax(x.float(), dim=-1), what="bfloat16 softmax", atol=1e-2, rtol=1e-2)
+
+
+# --- causal_mask --------------------------------------------------------------------------------
+
+
+@pytest.mark.kata("causal_mask")
+@pytest.mark.parametrize("seq_len", [1, 2, 5, 7])
+def test_causal_mask_is_the_lower_triangle_with_the_diagonal(impl, seq_len):
+    mask = impl.causal_mask(seq_len)
+    expected = torch.ones(seq_len, seq_len, dtype=torch.bool).tril()
+    assert mask.dtype == torch.bool, f"the mask should be boolean, got {mask.dtype}"
+    assert torch.equal(mask, expected), (
+        f"causal_mask({seq_len}) should be True where key <= query (a position sees itself):\n{expected.int()}\n"
+        f"got\n{mask.int()}\nLikely mistake: the diagonal is missing (off by one) or the triangle is flipped."
+    )
+    assert torch.equal(~mask, torch.ones(seq_len, seq_len, dtype=torch.bool).triu(diagonal=1)), (
+        "the hidden entries (False) should be exactly the strict upper triangle, triu(diagonal=1)"
+    )
+
+
+@pytest.mark.kata("causal_mask")
+def test_causal_mask_is_created_on_the_requested_device(impl):
+    mask = with_default_device_elsewhere(lambda: impl.causal_mask(5, device=torch.device("cpu")))
+    assert mask.device.type == "cpu", (
+        f"causal_mask(5, device=cpu) came back on {mask.device}: pass device=device to the factory"
+    )
+
+
+# --- attention_scores ---------------------------------------------------------------------------
+
+
+@pytest.mark.kata("attention_scores")
+def test_attention_scores_are_scaled_dot_products(impl):
+    q = torch.randn(BATCH, HEADS, QUERIES, D_HEAD, dtype=F64)
+    k = torch.randn(BATCH, HEADS, KEYS, D_HEAD, dtype=F64)
+    assert_close(
+        impl.attention_scores(q, k),
+        q @ k.transpose(-2, -1) / D_HEAD**0.5,
+        what="attention_scores(q, k) of shape [batch, heads, query_pos, key_pos]",
+        hint="divide by sqrt(d_head) (not d_head, not sqrt(d_model)); the result is q @ k^T, not k @ q^T.",
+    )
+
+
+@pytest.mark.kata("attention_scores")
+def test_attention_scores_agree_with_torch_attention_weights(impl):
+    # With the identity as values, torch's attention returns its attention weights softmax(q k^T / sqrt(d)).
+    q, k = torch.randn(HEADS, QUERIES, D_HEAD, dtype=F64), torch.randn(HEADS, KEYS, D_HEAD, dtype=F64)
+    weights = F.scaled_dot_product_attention(q, k, torch.eye(KEYS, dtype=F64).expand(HEADS, KEYS, KEYS))
+    assert_close(
+        torch.softmax(impl.attention_scores(q, k), dim=-1),
+        weights,
+        what="softmax of your scores (for 3-d q, k without a batch axis)",
+        hint="is the scale 1 / sqrt(d_head), and does the code work for any number of leading axes?",
+    )
+
+
+@pytest.mark.kata("attention_scores")
+def test_attention_scores_work_in_bfloat16(impl):
+    q, k = torch.randn(QUERIES, D_HEAD).bfloat16(), torch.randn(KEYS, D_HEAD).bfloat16()
+    scores = impl.attention_scores(q, k)
+    assert scores.dtype == torch.bfloat16, f"bfloat16 q, k should give bfloat16 scores, got {scores.dtype}"
+    assert_close(scores.float(), q.float() @ k.float().T / D_HEAD**0.5, what="bfloat16 scores", atol=0.05, rtol=0.02)
+
+
+# --- apply_causal_mask --------------------------------------------------------------------------
+
+
+@pytest.mark.kata("apply_causal_mask")
+def test_apply_causal_mask_hides_exactly_the_future(impl):
+    scores = torch.randn(BATCH, HEADS, QUERIES, QUERIES, dtype=F64)
+    original = scores.clone()
+    masked = impl.apply_causal_mask(scores)
+    future = torch.ones(QUERIES, QUERIES, dtype=torch.bool).triu(diagonal=1)
+    assert torch.equal(scores, original), "apply_causal_mask modified its input in place: return a new tensor"
+    assert is_hidden(masked[..., future]).all(), (
+        "scores where key > query should be -inf (or a very large negative number), got\n"
+        f"{masked[0, 0]}\nLikely mistake: mask flipped (tril vs triu), or ~ forgotten before masked_fill."
+    )
+    assert torch.equal(masked[..., ~future], scores[..., ~future]), (
+        "scores where key <= query (the diagonal included) should be unchanged, got\n"
+        f"{masked[0, 0]}\nLikely mistake: the diagonal is hidden too (off by one)."
+    )
+
+
+@pytest.mark.kata("apply_causal_mask")
+def test_apply_causal_mask_then_softmax_is_torch_causal_attention(impl):
+    q, k = torch.randn(HEADS, QUERIES, D_HEAD, dtype=F64), torch.randn(HEADS, QUERIES, D_HEAD, dtype=F64)
+    identity = torch.eye(QUERIES, dtype=F64).expand(HEADS, QUERIES, QUERIES)
+    weights = F.scaled_dot_product_attention(q, k, identity, is_causal=True)
+    assert_close(
+        torch.softmax(impl.apply_causal_mask(q @ k.transpose(-2, -1) / D_HEAD**0.5), dim=-1),
+        weights,
+        what="softmax of the causally masked scores",
+        hint="every row should keep the scores of keys 0..query, the diagonal included.",
+    )
+
+
+@pytest.mark.kata("apply_causal_mask")
+def test_apply_causal_mask_works_in_bfloat16_and_on_any_device(impl):
+    masked = impl.apply_causal_mask(torch.randn(HEADS, QUERIES, QUERIES).bfloat16())
+    assert masked.dtype == torch.bfloat16, f"bfloat16 scores should stay bfloat16, got {masked.dtype}"
+    probabilities = torch.softmax(masked.float(), dim=-1)
+    assert not probabilities.isnan().any(), "the bfloat16 fill value gave nan: use float('-inf') or finfo(dtype).min"
+    assert (probabilities.triu(diagonal=1) == 0).all(), "in bfloat16 the future should still get probability 0"
+    with_default_device_elsewhere(lambda: impl.apply_causal_mask(torch.randn(HEADS, QUERIES, QUERIES, device="cpu")))
+
+
+# --- scaled_dot_product_attention ---------------------------------------------------------------
+
+
+def qkv(queries: int = QUERIES, keys: int = KEYS, dtype: torch.dtype = F64) -> tuple[torch.Tensor, ...]:
+    return (
+        torch.randn(BATCH, HEADS, queries, D_HEAD, dtype=dtype),
+        torch.randn(BATCH, HEADS, keys, D_HEAD, dtype=dtype),
+        torch.randn(BATCH, HEADS, keys, D_VALUE, dtype=dtype),
+    )
+
+
+@pytest.mark.kata("scaled_dot_product_attention")
+def test_attention_without_mask_matches_torch(impl):
+    q, k, v = qkv()
+    assert_close(
+        impl.scaled_dot_product_attention(q, k, v),
+        F.scaled_dot_product_attention(q, k, v),
+        what="attention(q, k, v) with 5 queries and 4 keys",
+        hint="softmax over the key axis (dim=-1), scale 1/sqrt(d_head), then @ v.",
+    )
+
+
+@pytest.mark.kata("scaled_dot_product_attention")
+def test_causal_attention_matches_torch(impl):
+    q, k, v = qkv(keys=QUERIES)
+    assert_close(
+        impl.scaled_dot_product_attention(q, k, v, causal=True),
+        F.scaled_dot_product_attention(q, k, v, is_causal=True),
+        what="causal attention",
+        hint="mask BEFORE the softmax (masking after it leaves rows that no longer sum to 1); keep the diagonal.",
+    )
+
+
+@pytest.mark.kata("scaled_dot_product_attention")
+def test_attention_with_a_boolean_mask_matches_torch(impl):
+    q, k, v = qkv()
+    mask = torch.rand(QUERIES, KEYS) < 0.6
+    mask[:, 0] = True  # every query sees at least one key
+    assert_close(
+        impl.scaled_dot_product_attention(q, k, v, mask=mask),
+        F.scaled_dot_product_attention(q, k, v, attn_mask=mask),
+        what="attention with a boolean mask (True = may attend)",
+        hint="hide the keys where the mask is False: masked_fill(~mask, -inf), not masked_fill(mask, ...).",
+    )
+
+
+@pytest.mark.kata("scaled_dot_product_attention")
+def test_attention_with_an_additive_mask_matches_torch(impl):
+    q, k, v = qkv()
+    bias = torch.randn(QUERIES, KEYS, dtype=F64)
+    bias[1, 2:] = float("-inf")
+    assert_close(
+        impl.scaled_dot_product_attention(q, k, v, mask=bias),
+        F.scaled_dot_product_attention(q, k, v, attn_mask=bias),
+        what="attention with a float mask (added to the scores)",
+        hint="a float mask is added to the scaled scores before the softmax.",
+    )
+
+
+@pytest.mark.kata("scaled_dot_product_attention")
+def test_causal_attention_combined_with_a_boolean_mask(impl):
+    q, k, v = qkv(keys=QUERIES)
+    mask = torch.rand(QUERIES, QUERIES) < 0.6
+    mask.diagonal().fill_(True)
+    assert_close(
+        impl.scaled_dot_product_attention(q, k, v, causal=True, mask=mask),
+        F.scaled_dot_product_attention(q, k, v, attn_mask=mask & tril(QUERIES)),
+        what="causal attention with an extra boolean mask",
+        hint="a key is hidden if EITHER the causal mask or the given mask hides it.",
+    )
+
+
+@pytest.mark.kata("scaled_dot_product_attention")
+def test_attention_is_invariant_to_shuffling_keys_with_their_values(impl):
+    q, k, v = qkv()
+    shuffle = torch.randperm(KEYS)
+    assert_close(
+        impl.scaled_dot_product_attention(q, k[..., shuffle, :], v[..., shuffle, :]),
+        impl.scaled_dot_product_attention(q, k, v),
+        what="attention after permuting keys and values together",
+        hint="without a mask, attention is a weighted average over the keys: their order cannot matter.",
+    )
+
+
+@pytest.mark.kata("scaled_dot_product_attention")
+def test_attention_works_in_bfloat16_and_on_any_device(impl):
+    q, k, v = qkv(keys=QUERIES, dtype=torch.float32)
+    result = impl.scaled_dot_product_attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), causal=True)
+    assert result.dtype == torch.bfloat16, f"bfloat16 inputs should give a bfloat16 output, got {result.dtype}"
+    assert_close(
+        result.float(),
+        F.scaled_dot_product_attention(q, k, v, is_causal=True),
+        what="causal attention in bfloat16",
+        atol=0.05,
+        rtol=0.05,
+    )
+    with_default_device_elsewhere(lambda: impl.scaled_dot_product_attention(q, k, v, causal=True))
+
+
+# --- split_heads, merge_heads -------------------------------------------------------------------
+
+
+@pytest.mark.kata("split_heads")
+def test_split_heads_gives_each_head_a_contiguous_block_of_features(impl):
+    x = torch.randn(BATCH, QUERIES, HEADS * D_HEAD)
+    expected = x.view(BATCH, QUERIES, HEADS, D_HEAD).permute(0, 2, 1, 3)
+    assert_close(
+        impl.split_heads(x, HEADS),
+        expected,
+        what=f"split_heads(x, n_heads={HEADS}) with d_head={D_HEAD}",
+        hint="head h owns features h*d_head ... (h+1)*d_head-1: group (n_heads d_head), not (d_head n_heads).",
+    )
+
+
+@pytest.mark.kata("split_heads")
+def test_split_heads_first_head_reads_the_first_features(impl):
+    x = torch.arange(HEADS * D_HEAD, dtype=torch.float32).expand(BATCH, QUERIES, -1)
+    heads = impl.split_heads(x, HEADS)
+    assert_close(heads[0, 0, 0], torch.arange(D_HEAD, dtype=torch.float32), what="head 0 of feature indices")
+
+
+@pytest.mark.kata("merge_heads")
+def test_merge_heads_concatenates_heads_in_order(impl):
+    z = torch.randn(BATCH, HEADS, QUERIES, D_HEAD)
+    expected = z.permute(0, 2, 1, 3).reshape(BATCH, QUERIES, HEADS * D_HEAD)
+    assert_close(
+        impl.merge_heads(z),
+        expected,
+        what="merge_heads(z)",
+        hint="head 0's d_head features first, then head 1's: the group is (n_heads d_head), not (d_head n_heads).",
+    )
+
+
+@pytest.mark.kata("merge_heads")
+def test_merge_heads_undoes_split_heads(impl):
+    x = torch.randn(BATCH, QUERIES, HEADS * D_HEAD)
+    assert_close(impl.merge_heads(impl.split_heads(x, HEADS)), x, what="merge_heads(split_heads(x))")
+
+
+# --- MultiHeadAttention -------------------------------------------------------------------------
+
+
+def randomised(module: nn.Module) -> nn.Module:
+    """Random weights AND biases (the biases start at zero, which would hide a forgotten bias)."""
+    module = module.double()
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.copy_(0.4 * torch.randn_like(parameter))
+    return module
+
+
+def torch_copy(ours: nn.Module, d_model: int, n_heads: int) -> nn.MultiheadAttention:
+    """torch.nn.MultiheadAttention with our weights: Q, K, V rows stacked, each head-major."""
+    theirs = nn.MultiheadAttention(d_model, n_heads, bias=True, batch_first=True, dtype=F64)
+    with torch.no_grad():
+        theirs.in_proj_weight.copy_(
+            torch.cat([einops.rearrange(w, "h m d -> (h d) m") for w in (ours.W_Q, ours.W_K, ours.W_V)])
+        )
+        theirs.in_proj_bias.copy_(torch.cat([b.flatten() for b in (ours.b_Q, ours.b_K, ours.b_V)]))
+        theirs.out_proj.weight.copy_(einops.rearrange(ours.W_O, "h d m -> m (h d)"))
+        theirs.out_proj.bias.copy_(ours.b_O)
+    return theirs
 
 
 @pytest.mark.kata("MultiHeadAttention")
-def test_multi_head_attention_pattern_rows_sum_to_one(impl):
-    attention = impl.MultiHeadAttention(d_model=12, n_heads=3, d_head=4)
-    pattern = attention.pattern(torch.randn(2, 5, 12))
-    torch.testing.assert_close(pattern.sum(-1), torch.ones(2, 3, 5))
+def test_multi_head_attention_matches_torch_multihead_attention(impl):
+    pos, n_heads, d_head = 7, 3, 5
+    d_model = n_heads * d_head
+    ours = randomised(impl.MultiHeadAttention(d_model, n_heads, d_head))
+    theirs = torch_copy(ours, d_model, n_heads)
+    x = torch.randn(BATCH, pos, d_model, dtype=F64)
+    hidden = torch.ones(pos, pos, dtype=torch.bool).triu(diagonal=1)  # nn.MultiheadAttention: True = hidden
+    expected, expected_pattern = theirs(x, x, x, attn_mask=hidden, average_attn_weights=False)
+    with torch.no_grad():
+        assert_close(
+            ours.pattern(x),
+            expected_pattern,
+            what="MultiHeadAttention.pattern(x)",
+            hint="scale by sqrt(d_head); add b_Q and b_K; softmax over key_pos; mask before the softmax.",
+        )
+        assert_close(
+            ours(x),
+            expected,
+            what="MultiHeadAttention(x)",
+            hint="did you add b_V and b_O, and sum the heads' outputs (einsum over n_heads and d_head)?",
+        )
+
+
+@pytest.mark.kata("MultiHeadAttention")
+@pytest.mark.parametrize("causal", [True, False])
+def test_multi_head_attention_with_d_model_unrelated_to_d_head(impl, causal):
+    pos, n_heads, d_head, d_model = 6, 3, 5, 7  # d_model != n_heads * d_head: allowed
+    ours = randomised(impl.MultiHeadAttention(d_model, n_heads, d_head, causal=causal))
+    x = torch.randn(BATCH, pos, d_model, dtype=F64)
+    with torch.no_grad():
+        q, k, v = (
+            einops.einsum(x, w, "b p m, h m d -> b h p d") + b[:, None]
+            for w, b in ((ours.W_Q, ours.b_Q), (ours.W_K, ours.b_K), (ours.W_V, ours.b_V))
+        )
+        z = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        expected = einops.einsum(z, ours.W_O, "b h p d, h d m -> b p m") + ours.b_O
+        assert_close(
+            ours(x),
+            expected,
+            what=f"MultiHeadAttention(d_model=7, n_heads=3, d_head=5, causal={causal})(x)",
+            hint="the scale is 1/sqrt(d_head), and causal=False must not mask anything.",
+        )
+
+
+@pytest.mark.kata("MultiHeadAttention")
+def test_multi_head_attention_pattern_is_a_causal_distribution(impl):
+    ours = randomised(impl.MultiHeadAttention(d_model=11, n_heads=3, d_head=4))
+    with torch.no_grad():
+        pattern = ours.pattern(torch.randn(BATCH, 6, 11, dtype=F64))
+    assert_close(pattern.sum(-1), torch.ones(BATCH, 3, 6, dtype=F64), what="row sums of the pattern")
+    assert (pattern.triu(diagonal=1) == 0).all(), "the pattern should be exactly 0 above the diagonal (the future)"
+    assert (pattern[..., tril(6)] > 0).all(), "every key up to and including the query should get some attention"
+
+
+@pytest.mark.kata("MultiHeadAttention")
+def test_non_causal_multi_head_attention_commutes_with_shuffling_positions(impl):
+    ours = randomised(impl.MultiHeadAttention(d_model=11, n_heads=3, d_head=4, causal=False))
+    x, shuffle = torch.randn(BATCH, 6, 11, dtype=F64), torch.randperm(6)
+    with torch.no_grad():
+        assert_close(
+            ours(x[:, shuffle]),
+            ours(x)[:, shuffle],
+            what="attention of shuffled positions",
+            hint="without a mask (and without positional information) self-attention is permutation-equivariant.",
+        )
+
+
+@pytest.mark.kata("MultiHeadAttention")
+def test_multi_head_attention_works_in_bfloat16_and_on_any_device(impl):
+    ours = impl.MultiHeadAttention(d_model=12, n_heads=3, d_head=4, init_range=0.5)
+    x = torch.randn(BATCH, 6, 12)
+    with torch.no_grad():
+        expected = with_default_device_elsewhere(lambda: ours(x))
+        result = ours.to(torch.bfloat16)(x.bfloat16())
+    assert result.dtype == torch.bfloat16, f"a bfloat16 module and input should give bfloat16, got {result.dtype}"
+    assert_close(result.float(), expected, what="MultiHeadAttention in bfloat16", atol=0.05, rtol=0.05)
+
+
+# --- interpretability: QK and OV circuits, reading patterns -------------------------------------
+
+
+@pytest.mark.kata("qk_circuit")
+def test_qk_circuit_gives_the_scores_without_biases(impl):
+    n_heads, d_model, d_head = 3, 7, 2
+    W_Q, W_K = torch.randn(n_heads, d_model, d_head, dtype=F64), torch.randn(n_heads, d_model, d_head, dtype=F64)
+    queries, keys = torch.randn(QUERIES, d_model, dtype=F64), torch.randn(KEYS, d_model, dtype=F64)
+    W_QK = impl.qk_circuit(W_Q, W_K)
+    expected = einops.einsum(queries @ W_Q, keys @ W_K, "h q d, h k d -> h q k")
+    assert_close(
+        queries @ W_QK @ keys.T,
+        expected,
+        what="x W_QK x'^T for 5 query tokens x and 4 key tokens x'",
+        hint="W_QK[h] = W_Q[h] @ W_K[h]^T, query side first (W_K[h] @ W_Q[h]^T is its transpose).",
+    )
+    rank = torch.linalg.matrix_rank(W_QK)
+    assert (rank <= d_head).all(), f"each W_QK[h] has rank at most d_head={d_head}, got ranks {rank.tolist()}"
+
+
+@pytest.mark.kata("ov_circuit")
+def test_ov_circuit_is_what_a_head_writes_for_what_it_reads(impl):
+    n_heads, d_model, d_head = 3, 7, 2
+    W_V, W_O = torch.randn(n_heads, d_model, d_head, dtype=F64), torch.randn(n_heads, d_head, d_model, dtype=F64)
+    tokens = torch.randn(KEYS, d_model, dtype=F64)
+    assert_close(
+        tokens @ impl.ov_circuit(W_V, W_O),
+        (tokens @ W_V) @ W_O,
+        what="x W_OV for 4 tokens x, every head",
+        hint="W_OV[h] = W_V[h] @ W_O[h]: read with W_V first, write with W_O.",
+    )
+
+
+def hand_built_pattern(pos: int) -> torch.Tensor:
+    """Causal patterns of 3 hand-built heads on one-hot positional residuals x = I.
+
+    Head 0 is a previous-token head (W_Q = I, W_K shifts position j to j + 1, so query i matches
+    key i - 1), head 1 attends to itself (W_K = I), head 2 is uniform (W_K = 0).
+    """
+    x = torch.eye(pos, dtype=F64)
+    shift = torch.diag(torch.ones(pos - 1, dtype=F64), diagonal=1)  # row j -> direction j + 1
+    W_Q = torch.eye(pos, dtype=F64).expand(3, pos, pos)
+    W_K = 20 * torch.stack([shift, torch.eye(pos, dtype=F64), torch.zeros(pos, pos, dtype=F64)])
+    scores = (x @ W_Q) @ (x @ W_K).transpose(-2, -1)
+    pattern = torch.softmax(scores.masked_fill(~tril(pos), float("-inf")), dim=-1)
+    return torch.stack([pattern, pattern.flip(0)])  # batch of 2: the second one lists the heads in reverse
+
+
+@pytest.mark.kata("most_attended_key")
+def test_most_attended_key_of_hand_built_heads(impl):
+    pos = 6
+    previous_token_head, self_head = torch.tensor([0, 0, 1, 2, 3, 4]), torch.arange(pos)
+    result = impl.most_attended_key(hand_built_pattern(pos))
+    assert result.shape == (2, 3, pos), f"expected one key position per [batch, head, query], got {result.shape}"
+    for head, expected in ((0, previous_token_head), (1, self_head)):
+        assert torch.equal(result[0, head], expected), (
+            f"head {head} (hand-built {'previous-token' if head == 0 else 'self-attending'} head) attends most to "
+            f"keys {expected.tolist()}, got {result[0, head].tolist()}\n"
+            "Likely mistake: argmax over the query axis instead of the key axis (dim=-1)."
+        )
+    assert torch.equal(result[1], result[0].flip(0)), "the second batch element lists the same heads in reverse"
+
+
+@pytest.mark.kata("most_attended_key")
+def test_most_attended_key_of_random_patterns(impl):
+    pattern = torch.softmax(torch.randn(BATCH, HEADS, QUERIES, QUERIES), dim=-1)
+    result = impl.most_attended_key(pattern)
+    assert torch.equal(result, pattern.argmax(dim=-1)), (
+        f"got {result[0, 0].tolist()} for pattern\n{pattern[0, 0]}\nwant the index of each row's maximum"
+    )
+
+
+@pytest.mark.kata("previous_token_score")
+def test_previous_token_score_of_hand_built_heads(impl):
+    pos = 6
+    uniform = torch.tensor([1 / (i + 1) for i in range(1, pos)], dtype=F64).mean()  # row i spreads over i+1 keys
+    result = impl.previous_token_score(hand_built_pattern(pos))
+    expected_first = torch.tensor([1.0, 0.0, uniform.item()], dtype=F64)
+    expected = (expected_first + expected_first.flip(0)) / 2  # batch 1 lists the heads in reverse
+    assert_close(
+        result,
+        expected,
+        what="previous_token_score of [previous-token, self, uniform] heads (averaged with the reverse order)",
+        hint="use the diagonal just BELOW the main one (offset=-1), and average over the pos - 1 queries 1..pos-1.",
+        atol=1e-6,
+        rtol=0,
+    )
+
+
+@pytest.mark.kata("previous_token_score")
+def test_previous_token_score_of_random_patterns(impl):
+    pattern = torch.softmax(torch.randn(BATCH, HEADS, 7, 7, dtype=F64).masked_fill(~tril(7), float("-inf")), -1)
+    expected = torch.stack([pattern[:, :, i, i - 1] for i in range(1, 7)]).mean(dim=(0, 1))
+    assert_close(impl.previous_token_score(pattern), expected, what="previous_token_score of random causal patterns")

@@ -1,19 +1,194 @@
-"""Attention: softmax, masks, scaled dot-product attention and multi-head self-attention."""
+"""Attention: softmax, masks, scaled dot-product attention and multi-head self-attention.
+
+Conventions used throughout this module:
+- Scores and patterns are indexed [..., query_pos, key_pos]: row i says how much query i looks at
+  each key.
+- A boolean mask is True where a query MAY attend to a key (the convention of
+  torch.nn.functional.scaled_dot_product_attention, of torch.tril and of TransformerLens). Beware:
+  torch.nn.MultiheadAttention uses the opposite convention (True = hidden).
+"""
 
 import einops
 import torch
-from jaxtyping import Float
+from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
 from katakit import kata
 
 
+@kata
+def stable_softmax(x: Float[Tensor, "*batch n"]) -> Float[Tensor, "*batch n"]:
+    """Softmax over the last axis that does not overflow: scores of 1e4 must not give nan.
+
+    softmax(x)_i = exp(x_i) / sum_j exp(x_j). In floating point exp(1e4) is inf, and inf / inf is
+    nan, so compute it in a form that never exponentiates a large positive number. Entries equal
+    to -inf (masked scores) must come out as exactly 0.
+
+    Shapes:
+        x: [*batch, n]
+        returns: [*batch, n], each row (over the last axis) non-negative and summing to 1
+
+    Hints:
+        1. softmax(x) does not change if you subtract the same constant from every entry of a row.
+        2. Subtract the row maximum (x.amax(dim=-1, keepdim=True)) before exponentiating: the
+           largest exponent is then exp(0) = 1. Sum over dim=-1 with keepdim=True to divide.
+    """
+    shifted = x - x.amax(dim=-1, keepdim=True)
+    exponentials = shifted.exp()
+    return exponentials / exponentials.sum(dim=-1, keepdim=True)
+
+
+@kata
+def causal_mask(seq_len: int, device: torch.device | str | None = None) -> Bool[Tensor, "query_pos key_pos"]:
+    """The causal mask of a sequence: True where query i may attend to key j, that is where j <= i.
+
+    A decoder (GPT-2) predicts token i+1 from tokens 0..i, so position i must not look at later
+    positions. Position i does see itself: the diagonal is True.
+
+    Create the mask on `device` (None means the default device) so that it can be combined with
+    scores living on a GPU.
+
+    Shapes:
+        returns: [seq_len, seq_len], boolean; row = query position, column = key position
+
+    Hints:
+        1. Draw the 4 x 4 mask: which triangle is True, and is the diagonal in it?
+        2. torch.tril keeps the lower triangle, diagonal included; apply it to a square of True
+           values created with dtype=torch.bool on `device`.
+    """
+    return torch.ones(seq_len, seq_len, dtype=torch.bool, device=device).tril()
+
+
+@kata
+def attention_scores(
+    q: Float[Tensor, "*batch query_pos d_head"], k: Float[Tensor, "*batch key_pos d_head"]
+) -> Float[Tensor, "*batch query_pos key_pos"]:
+    """The attention scores q k^T / sqrt(d_head): the dot product of every query with every key.
+
+    The leading *batch axes (batch, head, ...) are carried along: each head has its own queries
+    and keys. Dividing by sqrt(d_head) keeps the scores of unit-variance q, k at unit variance, so
+    the softmax does not saturate as d_head grows.
+
+    Shapes:
+        q: [*batch, query_pos, d_head]
+        k: [*batch, key_pos, d_head]
+        returns: [*batch, query_pos, key_pos], entry [..., i, j] = q_i . k_j / sqrt(d_head)
+
+    Hints:
+        1. Which axis is summed over? Which two axes survive, in which order?
+        2. q @ k.transpose(-2, -1) (or einops.einsum with "..." for the batch axes) and divide by
+           sqrt(d_head), where d_head is q.shape[-1] (the size of a head, not of the model).
+           Scaling q before the product is cheaper than scaling the [query_pos, key_pos] result.
+    """
+    return (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
+
+
+@kata
+def apply_causal_mask(scores: Float[Tensor, "*batch query_pos key_pos"]) -> Float[Tensor, "*batch query_pos key_pos"]:
+    """Hide the future: set the scores where key > query to -inf (or a very large negative number).
+
+    This happens BEFORE the softmax, so that the hidden keys get probability exactly 0 and each row
+    still sums to 1. Return a new tensor: do not modify `scores` in place. Works for any float
+    dtype (bfloat16 included) and any device.
+
+    Shapes:
+        scores: [*batch, query_pos, key_pos] with query_pos == key_pos
+        returns: [*batch, query_pos, key_pos], equal to scores where the causal mask is True
+
+    Hints:
+        1. Build the mask with your causal_mask on scores.device; it broadcasts over *batch.
+        2. torch.where(condition, scores, float("-inf")) keeps scores where condition is True;
+           scores.masked_fill(condition, value) writes value where it is True: mind which one
+           wants the causal mask and which its negation (~). float("-inf") (or
+           torch.finfo(scores.dtype).min) is a fill value every float dtype can hold.
+    """
+    visible = causal_mask(scores.shape[-1], device=scores.device)
+    return torch.where(visible, scores, float("-inf"))
+
+
+@kata
+def scaled_dot_product_attention(
+    q: Float[Tensor, "*batch query_pos d_head"],
+    k: Float[Tensor, "*batch key_pos d_head"],
+    v: Float[Tensor, "*batch key_pos d_value"],
+    causal: bool = False,
+    mask: Bool[Tensor, "query_pos key_pos"] | Float[Tensor, "query_pos key_pos"] | None = None,
+) -> Float[Tensor, "*batch query_pos d_value"]:
+    """Scaled dot-product attention: softmax(q k^T / sqrt(d_head) + masking) @ v.
+
+    Each query gets a weighted average of the values, weighted by the softmax over the keys of its
+    scores. `causal=True` hides the future (needs query_pos == key_pos). `mask`, like the
+    attn_mask of torch.nn.functional.scaled_dot_product_attention, is either boolean (True = may
+    attend, False = hidden) or float (added to the scores, e.g. 0 or -inf). A key is hidden if the
+    causal mask or `mask` hides it.
+
+    Shapes:
+        q: [*batch, query_pos, d_head]
+        k: [*batch, key_pos, d_head]
+        v: [*batch, key_pos, d_value]
+        mask: [query_pos, key_pos] (broadcast over *batch), or None
+        returns: [*batch, query_pos, d_value]
+
+    Hints:
+        1. Reuse your katas: attention_scores, then the masks, then a softmax over the KEY axis,
+           then multiply by v. Mask before the softmax, never after.
+        2. A boolean mask is applied like the causal one (keep the scores where it is True, -inf
+           elsewhere); a float mask is simply added. torch.softmax(dim=-1) and @ do the rest.
+    """
+    scores = attention_scores(q, k)
+    if causal:
+        scores = apply_causal_mask(scores)
+    if mask is not None:
+        scores = torch.where(mask, scores, float("-inf")) if mask.dtype == torch.bool else scores + mask
+    return scores.softmax(dim=-1) @ v
+
+
+@kata
+def split_heads(x: Float[Tensor, "batch pos d_model"], n_heads: int) -> Float[Tensor, "batch n_heads pos d_head"]:
+    """Cut the last axis into n_heads chunks of size d_head = d_model // n_heads, one per head.
+
+    Head h owns the features h * d_head ... (h + 1) * d_head - 1 (head-major order, as in
+    torch.nn.MultiheadAttention and GPT-2), and the head axis moves before pos so that each head
+    can attend on its own.
+
+    Shapes:
+        x: [batch, pos, d_model], d_model = n_heads * d_head
+        returns: [batch, n_heads, pos, d_head]
+
+    Hints:
+        1. Feature f of x belongs to head f // d_head at offset f % d_head: which factor of
+           d_model varies slowest?
+        2. einops.rearrange with a bracketed group (n_heads d_head) on the input side, passing
+           n_heads=n_heads so einops infers d_head. The group (d_head n_heads) also runs, and
+           silently mixes the heads.
+    """
+    return einops.rearrange(x, "batch pos (n_heads d_head) -> batch n_heads pos d_head", n_heads=n_heads)
+
+
+@kata
+def merge_heads(z: Float[Tensor, "batch n_heads pos d_head"]) -> Float[Tensor, "batch pos n_heads*d_head"]:
+    """Undo split_heads: concatenate the heads' outputs along the feature axis, head 0 first.
+
+    Shapes:
+        z: [batch, n_heads, pos, d_head]
+        returns: [batch, pos, n_heads * d_head], features h * d_head ... (h + 1) * d_head - 1
+        coming from head h
+
+    Hints:
+        1. It is the inverse of split_heads: merge_heads(split_heads(x, n)) == x.
+        2. einops.rearrange with the bracketed group on the output side this time; the order inside
+           the brackets decides which index varies fastest (the last one).
+    """
+    return einops.rearrange(z, "batch n_heads pos d_head -> batch pos (n_heads d_head)")
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head self-attention with TransformerLens' parameter names.
 
-    Each head h reads the residual stream x through its own W_Q[h], W_K[h], W_V[h], attends with
-    softmax(q k^T / sqrt(d_head)) (causal: a position sees itself and earlier positions only), and
-    writes back through W_O[h]; the heads' outputs are summed, plus b_O.
+    Each head h reads the residual stream x through its own W_Q[h], W_K[h], W_V[h] (plus biases),
+    attends with softmax(q k^T / sqrt(d_head)) (causal: a position sees itself and earlier
+    positions only), and writes back through W_O[h]; the heads' outputs are summed, plus b_O.
+    d_model need not equal n_heads * d_head. (Puzzle: b_K never changes the pattern. Why?)
 
     Shapes:
         W_Q, W_K, W_V: [n_heads, d_model, d_head]     b_Q, b_K, b_V: [n_heads, d_head]
@@ -22,9 +197,12 @@ class MultiHeadAttention(nn.Module):
         forward(x): [batch, pos, d_model] -> [batch, pos, d_model]
 
     Hints:
-        1. Compute q, k, v for all heads at once with einops.einsum over d_model; keep the head axis.
-        2. pattern = softmax over key_pos of (q k^T / sqrt(d_head)), masked to -inf above the diagonal
-           when causal; then z = pattern @ v per head, and out = sum over heads of z @ W_O + b_O.
+        1. Compute q, k, v for all heads at once with einops.einsum over d_model, keeping the head
+           axis before pos: "batch pos d_model, n_heads d_model d_head -> batch n_heads pos d_head".
+           A bias [n_heads, d_head] broadcasts after indexing it as b[:, None].
+        2. pattern = softmax over key_pos of your attention_scores(q, k), passed through your
+           apply_causal_mask when self.causal; forward: z = pattern @ v per head, then
+           out = einsum of z with W_O summing over n_heads AND d_head, plus b_O.
     """
 
     def __init__(self, d_model: int, n_heads: int, d_head: int, causal: bool = True, init_range: float = 0.02):
@@ -42,28 +220,104 @@ class MultiHeadAttention(nn.Module):
     @kata
     def pattern(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch n_heads query_pos key_pos"]:
         """The attention probabilities of every head: each row sums to 1 over key_pos."""
-        q = (
-            einops.einsum(x, self.W_Q, "batch pos d_model, head d_model d_head -> batch head pos d_head")
-            + self.b_Q[:, None]
-        )
-        k = (
-            einops.einsum(x, self.W_K, "batch pos d_model, head d_model d_head -> batch head pos d_head")
-            + self.b_K[:, None]
-        )
-        scores = einops.einsum(q, k, "batch head q d_head, batch head k d_head -> batch head q k") / q.shape[-1] ** 0.5
+        project = "batch pos d_model, n_heads d_model d_head -> batch n_heads pos d_head"
+        q = einops.einsum(x, self.W_Q, project) + self.b_Q[:, None]
+        k = einops.einsum(x, self.W_K, project) + self.b_K[:, None]
+        scores = attention_scores(q, k)
         if self.causal:
-            n = x.shape[1]
-            future = torch.triu(torch.ones(n, n, dtype=torch.bool, device=x.device), diagonal=1)
-            scores = scores.masked_fill(future, float("-inf"))
+            scores = apply_causal_mask(scores)
         return scores.softmax(dim=-1)
 
     @kata
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
         """Self-attention of x: sum over heads of (pattern @ v) @ W_O, plus b_O."""
-        v = (
-            einops.einsum(x, self.W_V, "batch pos d_model, head d_model d_head -> batch head pos d_head")
-            + self.b_V[:, None]
-        )
-        z = einops.einsum(self.pattern(x), v, "batch head q k, batch head k d_head -> batch head q d_head")
-        out = einops.einsum(z, self.W_O, "batch head q d_head, head d_head d_model -> batch q d_model")
+        project = "batch pos d_model, n_heads d_model d_head -> batch n_heads pos d_head"
+        v = einops.einsum(x, self.W_V, project) + self.b_V[:, None]
+        z = self.pattern(x) @ v
+        out = einops.einsum(z, self.W_O, "batch n_heads pos d_head, n_heads d_head d_model -> batch pos d_model")
         return out + self.b_O
+
+
+@kata
+def qk_circuit(
+    W_Q: Float[Tensor, "n_heads d_model d_head"], W_K: Float[Tensor, "n_heads d_model d_head"]
+) -> Float[Tensor, "n_heads d_model d_model"]:
+    """The QK circuit of every head: W_QK[h] = W_Q[h] W_K[h]^T, a d_model x d_model bilinear form.
+
+    Without biases, the (unscaled) score of a query token x against a key token x' is
+    (x W_Q[h]) . (x' W_K[h]) = x W_QK[h] x'^T: one matrix says which pairs of residual-stream
+    directions attend to each other, independently of the basis chosen for the d_head space.
+
+    Shapes:
+        W_Q, W_K: [n_heads, d_model, d_head]
+        returns: [n_heads, d_model, d_model], rows indexed by the query side, columns by the key side
+
+    Hints:
+        1. The result is d_model x d_model, so d_head is the axis summed over.
+        2. One einops.einsum summing over d_head and keeping n_heads; W_Q gives the rows. Swapping
+           W_Q and W_K gives the transpose, which is a different circuit.
+    """
+    return einops.einsum(W_Q, W_K, "n_heads q_side d_head, n_heads k_side d_head -> n_heads q_side k_side")
+
+
+@kata
+def ov_circuit(
+    W_V: Float[Tensor, "n_heads d_model d_head"], W_O: Float[Tensor, "n_heads d_head d_model"]
+) -> Float[Tensor, "n_heads d_model d_model"]:
+    """The OV circuit of every head: W_OV[h] = W_V[h] W_O[h], what the head writes for what it reads.
+
+    Without biases, a head that attends fully to a token x adds x W_OV[h] to the residual stream
+    (the row-vector convention x @ W used throughout this repository).
+
+    Shapes:
+        W_V: [n_heads, d_model, d_head]
+        W_O: [n_heads, d_head, d_model]
+        returns: [n_heads, d_model, d_model], rows indexed by what is read, columns by what is written
+
+    Hints:
+        1. Per head it is one matrix product; the head axis is a batch axis.
+        2. The @ operator treats the leading n_heads axis as a batch axis (or sum over d_head with
+           einops.einsum).
+    """
+    return W_V @ W_O
+
+
+@kata
+def most_attended_key(
+    pattern: Float[Tensor, "batch n_heads query_pos key_pos"],
+) -> Int[Tensor, "batch n_heads query_pos"]:
+    """For every query position of every head, the key position it attends to most.
+
+    Reading attention patterns is the first step of most circuit analyses: a previous-token head
+    answers i - 1 at every position i > 0, an induction head points just after the previous
+    occurrence of the current token.
+
+    Shapes:
+        pattern: [batch, n_heads, query_pos, key_pos], probabilities over key_pos
+        returns: [batch, n_heads, query_pos], integer key positions
+
+    Hints:
+        1. Over which axis of the pattern do you look for the maximum?
+        2. torch.argmax returns the index (what you want), torch.max/amax the value.
+    """
+    return pattern.argmax(dim=-1)
+
+
+@kata
+def previous_token_score(pattern: Float[Tensor, "batch n_heads query_pos key_pos"]) -> Float[Tensor, "n_heads"]:
+    """How much of a previous-token head each head is: its mean attention from position i to i - 1.
+
+    Average pattern[b, h, i, i - 1] over the batch and over the query positions i = 1 ... pos - 1
+    (position 0 has no previous token). A perfect previous-token head scores 1.
+
+    Shapes:
+        pattern: [batch, n_heads, pos, pos], causal attention probabilities
+        returns: [n_heads]
+
+    Hints:
+        1. The entries [i, i - 1] form a diagonal of the [pos, pos] pattern: which one, above or
+           below the main diagonal? How many entries does it have?
+        2. torch.diagonal(pattern, offset=..., dim1=-2, dim2=-1) returns it as the last axis; then
+           average over batch and that axis.
+    """
+    return torch.diagonal(pattern, offset=-1, dim1=-2, dim2=-1).mean(dim=(0, -1))
