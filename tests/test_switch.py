@@ -44,3 +44,9 @@ def test_the_default_is_the_learners_stubs(clean_env):
     result = run_pytest(KATA_TEST, env=clean_env)
     assert result.returncode == pytest.ExitCode.TESTS_FAILED
     assert "NotImplementedError" in result.stdout
+
+
+@pytest.mark.parametrize("side", impl.IMPLEMENTATIONS)
+def test_a_later_topic_builds_on_the_earlier_one_from_the_same_side(side):
+    transformer = impl.load(side, "06_transformer", "transformer")
+    assert transformer.Attention.__mro__[1].__module__ == f"{side}.05_attention.attention"
