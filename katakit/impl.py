@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-ROOT = Path(__file__).resolve().parent.parent
+# KATAS_ROOT points the tools (and the `impl` fixture) at another copy of the repository.
+ROOT = Path(os.environ.get("KATAS_ROOT") or Path(__file__).resolve().parent.parent).resolve()
 IMPLEMENTATIONS = ("katas", "reference")
 ENV_VAR = "KATAS_IMPL"
 

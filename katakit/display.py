@@ -1,0 +1,162 @@
+"""What the `katas` command prints: plain text, coloured only on a terminal without NO_COLOR."""
+
+import os
+import shutil
+import textwrap
+from typing import TextIO
+
+from katakit.progress import DONE, TODO, WRONG, Run, Status, counts, next_kata
+
+BAR_WIDTH = 24
+MESSAGE_LINES = 12
+
+
+class Style:
+    """ANSI colours, or nothing: `Style.for_stream(sys.stdout)` decides."""
+
+    CODES = {"green": "32", "red": "31", "yellow": "33", "bold": "1", "dim": "2", "cyan": "36"}
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    @classmethod
+    def for_stream(cls, stream: TextIO) -> "Style":
+        return cls(hasattr(stream, "isatty") and stream.isatty() and not os.environ.get("NO_COLOR"))
+
+    def __call__(self, text: str, *names: str) -> str:
+        if not self.enabled or not names:
+            return text
+        codes = ";".join(self.CODES[name] for name in names)
+        return f"\033[{codes}m{text}\033[0m"
+
+    def status(self, text: str, status: str) -> str:
+        return self(text, {DONE: "green", WRONG: "red", TODO: "dim"}[status])
+
+
+def bar(done: int, wrong: int, total: int, style: Style, width: int = BAR_WIDTH) -> str:
+    """`[#########xx..........]`: done katas as #, wrong ones as x, the rest as dots."""
+    if total == 0:
+        return "[" + " " * width + "]"
+    filled = round(width * done / total)
+    failed = min(width - filled, max(1 if wrong else 0, round(width * wrong / total)))
+    rest = width - filled - failed
+    return "[" + style("#" * filled, "green") + style("x" * failed, "red") + style("." * rest, "dim") + "]"
+
+
+def indent(message: str, prefix: str = "    ", lines: int = MESSAGE_LINES) -> str:
+    width = max(60, shutil.get_terminal_size((100, 24)).columns - len(prefix))
+    wrapped: list[str] = []
+    for line in message.strip().splitlines() or [""]:
+        wrapped += textwrap.wrap(line, width, subsequent_indent="  ") or [""]
+    if len(wrapped) > lines:
+        wrapped = wrapped[:lines] + ["..."]
+    return "\n".join(prefix + line for line in wrapped)
+
+
+def first_line(message: str, limit: int = 100) -> str:
+    line = next((line.strip() for line in message.splitlines() if line.strip()), "")
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def side_label(implementation: str) -> str:
+    return "your code in katas/" if implementation == "katas" else "the solutions in reference/"
+
+
+def progress(statuses: list[Status], run: Run | None, implementation: str, style: Style) -> str:
+    """Per topic: done, to do, failed; an overall bar; the failed katas; the next kata to work on."""
+    out: list[str] = []
+    tests = f" ({len(run.records)} tests, {run.seconds:.1f} s)" if run else ""
+    out.append(style(f"Katas: {side_label(implementation)}", "bold") + tests)
+    out.append("")
+    topics = list(dict.fromkeys(status.kata.topic for status in statuses))
+    name_width = max([len(topic) for topic in topics] + [len("all topics")])
+    for topic in topics:
+        out.append(_topic_line(topic, [s for s in statuses if s.kata.topic == topic], name_width, style))
+    tally = counts(statuses)
+    total = len(statuses)
+    percent = f"{100 * tally[DONE] // total}%" if total else "-"
+    overall = bar(tally[DONE], tally[WRONG], total, style, BAR_WIDTH)
+    out.append(f"{'all topics':<{name_width}}  {overall}  {tally[DONE]}/{total} done ({percent})")
+
+    wrong = [status for status in statuses if status.status == WRONG]
+    if wrong:
+        out += ["", style(f"Attempted but failing ({len(wrong)}):", "red", "bold")]
+        for group in _by_file_failure(wrong):
+            if len(group) > 1:  # the file does not compile or its tests do not load: one cause
+                out.append(f"  {group[0].file}  {style(f'all {len(group)} katas of this file', 'bold')}")
+            else:
+                out.append(f"  {group[0].location}  {style(group[0].kata.name, 'bold')}")
+            out.append(f"      {first_line(group[0].message)}")
+    out.append("")
+    out.append(next_section(statuses, style))
+    return "\n".join(out)
+
+
+def _by_file_failure(wrong: list[Status]) -> list[list[Status]]:
+    """The wrong katas, those of one file failing with one message (a syntax error) together."""
+    groups: list[list[Status]] = []
+    for status in wrong:
+        last = groups[-1][0] if groups else None
+        if last and last.file == status.file and last.message == status.message and last.where == status.where:
+            groups[-1].append(status)
+        else:
+            groups.append([status])
+    return groups
+
+
+def _topic_line(topic: str, statuses: list[Status], name_width: int, style: Style) -> str:
+    tally = counts(statuses)
+    total = len(statuses)
+    cells = [f"{tally[DONE]:>3}/{total:<3} done", f"{tally[TODO]:>3} to do"]
+    if tally[WRONG]:
+        cells.append(style(f"{tally[WRONG]:>3} failed", "red"))
+    return f"{topic:<{name_width}}  {bar(tally[DONE], tally[WRONG], total, style)}  " + "  ".join(cells)
+
+
+def next_section(statuses: list[Status], style: Style) -> str:
+    """The next kata: where it is, its task, and why it fails if it was attempted."""
+    upcoming = next_kata(statuses)
+    if upcoming is None:
+        if not statuses:
+            return "No katas found."
+        return style(f"All {len(statuses)} katas done. Well done!", "green", "bold")
+    kata = upcoming.kata
+    out = [
+        style("Next: ", "bold") + style(kata.name, "bold", "cyan") + f"  ({kata.topic})",
+        f"  {upcoming.location}",
+        "",
+        indent(kata.task, "  "),
+    ]
+    if upcoming.status == WRONG:
+        out += ["", style("  It fails:", "red") + (f"  {upcoming.where}" if upcoming.where else "")]
+        out.append(indent(upcoming.message))
+    out += ["", style(f"  Stuck? katas hint {kata.name}", "dim")]
+    return "\n".join(out)
+
+
+def status_table_markdown(statuses: list[Status], implementation: str, warnings: list[str]) -> str:
+    """The progress as a Markdown table, for $GITHUB_STEP_SUMMARY."""
+    out = [
+        f"## Katas: {side_label(implementation)}",
+        "",
+        "| topic | done | to do | failed | |",
+        "|---|---:|---:|---:|---|",
+    ]
+    plain = Style(False)
+    topics = list(dict.fromkeys(status.kata.topic for status in statuses))
+    for topic in [*topics, None]:
+        chosen = [s for s in statuses if topic is None or s.kata.topic == topic]
+        tally = counts(chosen)
+        name = f"**all {len(topics)} topics**" if topic is None else f"`{topic}`"
+        progress_bar = bar(tally[DONE], tally[WRONG], len(chosen), plain, 20).replace("#", "█").replace(".", "░")
+        out.append(
+            f"| {name} | {tally[DONE]}/{len(chosen)} | {tally[TODO]} | {tally[WRONG]} | `{progress_bar[1:-1]}` |"
+        )
+    wrong = [status for status in statuses if status.status == WRONG]
+    if wrong:
+        out += ["", "### Attempted but failing", ""]
+        out += [f"- `{s.location}` **{s.kata.name}**: {first_line(s.message).replace('|', '/')}" for s in wrong]
+    if warnings:
+        out += ["", "### Test files that differ from the shipped ones", ""]
+        out += [f"- {warning}" for warning in warnings]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,116 @@
+"""The shipped kata tests, by hash: a fork's `katas check` warns when a test file was changed.
+
+Learners edit `katas/NN_topic/<module>.py`, never the tests beside it. The manifest
+`katakit/test_manifest.json` holds the sha256 of every `katas/NN_topic/test_*.py` and
+`benchmark_*.py` as shipped (line endings normalised, so a Windows checkout matches).
+
+    python -m katakit.manifest            check: exit 1 and name the files that differ
+    python -m katakit.manifest --write    regenerate it after changing a test (maintainers)
+"""
+
+import argparse
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from katakit.impl import ROOT
+
+MANIFEST = Path("katakit") / "test_manifest.json"
+PATTERNS = ("[0-9][0-9]_*/test_*.py", "[0-9][0-9]_*/benchmark_*.py")
+
+
+def kata_test_files(root: Path) -> list[Path]:
+    """Every kata test and benchmark file, relative to `root`."""
+    found = {path for pattern in PATTERNS for path in (root / "katas").glob(pattern)}
+    return sorted(path.relative_to(root) for path in found)
+
+
+def digest(path: Path) -> str:
+    """sha256 of the file with CRLF line endings read as LF."""
+    return hashlib.sha256(path.read_bytes().replace(b"\r\n", b"\n")).hexdigest()
+
+
+def compute(root: Path) -> dict[str, str]:
+    return {path.as_posix(): digest(root / path) for path in kata_test_files(root)}
+
+
+def manifest_path(root: Path) -> Path:
+    """The manifest of `root`, else the one shipped beside this module."""
+    own = root / MANIFEST
+    return own if own.is_file() else Path(__file__).resolve().parent / MANIFEST.name
+
+
+def load(root: Path) -> dict[str, str] | None:
+    path = manifest_path(root)
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))["files"]
+
+
+def write(root: Path) -> Path:
+    path = root / MANIFEST
+    path.parent.mkdir(parents=True, exist_ok=True)
+    content = {
+        "about": "sha256 of the shipped kata tests; regenerate with: python -m katakit.manifest --write",
+        "files": compute(root),
+    }
+    path.write_text(json.dumps(content, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+@dataclass
+class Differences:
+    changed: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    no_manifest: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.changed or self.missing or self.added or self.no_manifest)
+
+    def lines(self) -> list[str]:
+        """One line per difference, naming the file."""
+        if self.no_manifest:
+            return ["no test manifest found: cannot tell whether the kata tests are the shipped ones"]
+        return (
+            [f"{path}: changed since it was shipped" for path in self.changed]
+            + [f"{path}: missing (it was shipped)" for path in self.missing]
+            + [f"{path}: not a shipped test file" for path in self.added]
+        )
+
+
+def differences(root: Path) -> Differences:
+    """How the test files in `root` differ from the manifest."""
+    shipped = load(root)
+    if shipped is None:
+        return Differences(no_manifest=True)
+    present = compute(root)
+    return Differences(
+        changed=sorted(path for path in present.keys() & shipped.keys() if present[path] != shipped[path]),
+        missing=sorted(shipped.keys() - present.keys()),
+        added=sorted(present.keys() - shipped.keys()),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m katakit.manifest", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--write", action="store_true", help="regenerate the manifest from the test files on disk")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the repository (default: %(default)s)")
+    options = parser.parse_args(argv)
+    root = options.root.resolve()
+    if options.write:
+        path = write(root)
+        print(f"wrote {path.relative_to(root)}: {len(kata_test_files(root))} test files")
+        return 0
+    found = differences(root)
+    for line in found.lines():
+        print(line)
+    if not found:
+        print(f"{len(kata_test_files(root))} test files match {MANIFEST.as_posix()}")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
