@@ -18,7 +18,7 @@ from pathlib import Path
 
 from katakit import display, manifest
 from katakit.display import Style
-from katakit.impl import IMPLEMENTATIONS, UnknownImplementation, from_env
+from katakit.impl import IMPLEMENTATIONS, UnknownImplementation, find_root, from_env
 from katakit.names import UnknownName, resolve_kata, resolve_topics
 from katakit.progress import (
     DONE,
@@ -29,7 +29,6 @@ from katakit.progress import (
     Status,
     classify,
     counts,
-    find_root,
     read_catalog,
     run_tests,
     unmatched_errors,

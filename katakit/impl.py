@@ -12,8 +12,21 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-# KATAS_ROOT points the tools (and the `impl` fixture) at another copy of the repository.
-ROOT = Path(os.environ.get("KATAS_ROOT") or Path(__file__).resolve().parent.parent).resolve()
+
+def find_root(start: Path | None = None) -> Path:
+    """The repository to work in: $KATAS_ROOT (the tools' tests point it at a copy), else the
+    nearest folder up from `start` (the current one) with a `katas/` folder and a `pyproject.toml`,
+    else the source tree katakit was installed from in editable mode."""
+    if os.environ.get("KATAS_ROOT"):
+        return Path(os.environ["KATAS_ROOT"]).resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "katas").is_dir() and (folder / "pyproject.toml").is_file():
+            return folder
+    return Path(__file__).resolve().parent.parent
+
+
+ROOT = find_root()
 IMPLEMENTATIONS = ("katas", "reference")
 ENV_VAR = "KATAS_IMPL"
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from katakit import catalog
 from katakit import warm as forked
 from katakit.catalog import Kata
-from katakit.impl import ROOT, TEST_PREFIXES
+from katakit.impl import TEST_PREFIXES
 
 DONE, TODO, WRONG = "done", "to do", "failed"  # WRONG: attempted, but a test disagrees
 
@@ -32,18 +32,6 @@ HEAVY_IMPORTS = re.compile(r"^\s*(import|from)\s+transformers\b", re.MULTILINE)
 _TOPIC_IMPORT = re.compile(r"""["']\.\.(\d\d_\w+)\.""")
 # A top-level definition, found even in a file that does not compile.
 _DEFINITION = re.compile(r"(?:async\s+def|def|class)\s+(\w+)")
-
-
-def find_root(start: Path | None = None) -> Path:
-    """The repository the learner works in: $KATAS_ROOT, else the nearest folder up from the
-    current one with a `katas/` folder and a `pyproject.toml`, else katakit's own repository."""
-    if os.environ.get("KATAS_ROOT"):
-        return Path(os.environ["KATAS_ROOT"]).resolve()
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "katas").is_dir() and (folder / "pyproject.toml").is_file():
-            return folder
-    return ROOT
 
 
 @dataclass
