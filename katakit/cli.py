@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from katakit import display, manifest
+from katakit import catalog, display, manifest
 from katakit.display import Style
 from katakit.impl import IMPLEMENTATIONS, UnknownImplementation, find_root, from_env
 from katakit.names import UnknownName, resolve_kata, resolve_topics
@@ -25,6 +25,7 @@ from katakit.progress import (
     TODO,
     WRONG,
     Catalog,
+    Run,
     RunFailed,
     Status,
     classify,
@@ -117,24 +118,26 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _catalog(root: Path, wanted: list[str], side: str = "katas") -> tuple[Catalog, list[str] | None]:
-    every = read_catalog(root, side=side)
-    chosen = resolve_topics(wanted, every.topics())
-    if chosen is None:
-        return every, None
+    chosen = resolve_topics(wanted, catalog.topics(root))
     return read_catalog(root, chosen, side), chosen
 
 
-def _statuses(root: Path, wanted: list[str], implementation: str):
+def _statuses(root: Path, wanted: list[str], implementation: str) -> tuple[list[Status], Run, list[dict]]:
+    """Run the tests of the wanted topics: each kata's status, the run, and the collection errors
+    that belong to no kata module."""
     found, chosen = _catalog(root, wanted, implementation)
     run = run_tests(root, chosen if chosen is not None else found.topics(), implementation)
-    statuses = classify(found, run.records)
-    for error in unmatched_errors(found, run.records):
+    return classify(found, run.records), run, unmatched_errors(found, run.records)
+
+
+def _report_stray(stray: list[dict]) -> None:
+    for error in stray:
         print(f"katas: could not collect {error['nodeid']}: {error['message']}", file=sys.stderr)
-    return statuses, run
 
 
 def progress(options: argparse.Namespace, root: Path, implementation: str, style: Style) -> int:
-    statuses, run = _statuses(root, options.topics, implementation)
+    statuses, run, stray = _statuses(root, options.topics, implementation)
+    _report_stray(stray)
     print(display.progress(statuses, run, implementation, style))
     return 0
 
@@ -191,10 +194,7 @@ def watch(options: argparse.Namespace, root: Path, implementation: str, style: S
 
 
 def check(options: argparse.Namespace, root: Path, implementation: str, style: Style) -> int:
-    found, chosen = _catalog(root, options.topics, implementation)
-    run = run_tests(root, chosen if chosen is not None else found.topics(), implementation)
-    statuses = classify(found, run.records)
-    stray = unmatched_errors(found, run.records)
+    statuses, run, stray = _statuses(root, options.topics, implementation)
     warnings = manifest.differences(root).lines()
     print(display.progress(statuses, run, implementation, style))
     in_actions = os.environ.get("GITHUB_ACTIONS") == "true"
@@ -232,7 +232,8 @@ def _annotation(text: str) -> str:
 
 def listing(options: argparse.Namespace, root: Path, implementation: str, style: Style) -> int:
     if options.status:
-        statuses, _ = _statuses(root, options.topics, implementation)
+        statuses, _, stray = _statuses(root, options.topics, implementation)
+        _report_stray(stray)
     else:
         found, _ = _catalog(root, options.topics, implementation)
         statuses = [Status(kata, "", side=found.side) for kata in found.katas]
