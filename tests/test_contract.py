@@ -10,17 +10,14 @@ jaxtyping annotations on its signature.
 """
 
 import inspect
-import json
-import os
 import re
-import subprocess
-import sys
 import typing
 
 import pytest
 import torch
 
 from katakit import catalog, impl, stubs
+from katakit.progress import run_tests
 
 KATAS = catalog.all_katas("reference")
 SIDE = re.compile(rf"\b({'|'.join(impl.IMPLEMENTATIONS)})\.")
@@ -28,14 +25,9 @@ MODULES = sorted({(kata.topic, kata.module) for kata in KATAS})
 
 
 @pytest.fixture(scope="session")
-def stub_results(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+def stub_results() -> list[dict]:
     """Run every kata test against the untouched stubs, once, and return one record per test."""
-    report = tmp_path_factory.mktemp("contract") / "stubs.json"
-    env = {key: value for key, value in os.environ.items() if key != impl.ENV_VAR}
-    command = [sys.executable, "-m", "pytest", "katas", "--impl=katas", "-q", "--tb=no", "-p", "no:cacheprovider"]
-    command += ["-p", "katakit.report", f"--katas-report={report}"]
-    subprocess.run(command, cwd=impl.ROOT, env=env, capture_output=True, text=True, timeout=600)
-    return json.loads(report.read_text())
+    return run_tests(impl.ROOT, catalog.topics(), "katas", jobs=1).records
 
 
 def test_the_stubs_are_what_reference_generates():
