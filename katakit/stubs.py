@@ -28,20 +28,16 @@ def is_kata(node: ast.AST) -> bool:
     return "kata" in names
 
 
-def _has_docstring(function: ast.FunctionDef) -> bool:
-    first = function.body[0]
-    return isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
-
-
 def stub_source(reference_source: str) -> str:
     """The stub of a reference module: every `@kata` body replaced by `raise NotImplementedError`."""
     lines = reference_source.splitlines(keepends=True)
     katas = [node for node in ast.walk(ast.parse(reference_source)) if is_kata(node)]
     for function in sorted(katas, key=lambda node: node.lineno, reverse=True):
-        body = function.body[1:] if _has_docstring(function) else function.body
+        documented = ast.get_docstring(function, clean=False) is not None
+        body = function.body[1:] if documented else function.body
         if not body:
             continue
-        first_line = function.body[0].end_lineno if _has_docstring(function) else body[0].lineno - 1
+        first_line = function.body[0].end_lineno if documented else body[0].lineno - 1
         indent = " " * body[0].col_offset
         lines[first_line : function.end_lineno] = [f"{indent}{STUB_BODY}\n"]
     return "".join(lines)
