@@ -1,5 +1,6 @@
-"""The table of contents: which katas exist, in which order, with their task text and hints.
+"""The table of contents: which topics and katas exist, in which order, with their task and hints.
 
+The topics, their modules and what each builds on are declared in `curriculum.toml` at the root.
 A kata is a top-level function decorated with `@kata`, or a top-level class with at least one
 `@kata` method (its other methods, such as `__init__`, are given). Its docstring states the task
 (first paragraph), the shapes and its hints:
@@ -8,24 +9,88 @@ A kata is a top-level function decorated with `@kata`, or a top-level class with
         1. A nudge.
         2. The key idea.
 
-The catalog is read from the source with `ast` (nothing is imported), so it works on a learner's
-half-written file and costs milliseconds.
+Katas are read from the source with `ast` (nothing is imported), so reading works on a learner's
+half-written file and costs milliseconds. A learner file that does not compile is listed in
+`Catalog.broken`, and its katas are read from its twin in reference/.
 """
 
 import ast
 import re
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from katakit.impl import ROOT, TEST_PREFIXES
-from katakit.stubs import is_kata
+from katakit.repo import source_file
 
-# Modules of a topic in the order a learner takes them; a topic not listed has a single module.
-MODULE_ORDER = {
-    "04_tensors": ("tensors", "einops_katas", "einsum_katas", "linear_regression"),
-}
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+CURRICULUM = "curriculum.toml"
 
 _HINT = re.compile(r"^\s*(\d+)\.\s+(.*)$")
+# `Hints:` in reference/; `Hints (the next one: katas hint NAME 2):` in a stub, which keeps hint 1 only.
+_HINTS_HEADING = re.compile(r"^\s*Hints\b[^\n]*:\s*$", re.MULTILINE)
+# A top-level definition, found even in a file that does not compile.
+_DEFINITION = re.compile(r"(?:async\s+def|def|class)\s+(\w+)")
+
+
+@dataclass(frozen=True)
+class Topic:
+    """One entry of curriculum.toml."""
+
+    folder: str
+    modules: tuple[str, ...]
+    needs: tuple[str, ...] = ()
+    preload: tuple[str, ...] = ()
+
+
+def curriculum(root: Path) -> list[Topic]:
+    """The topics of `root/curriculum.toml`, in learning order."""
+    declared = tomllib.loads((root / CURRICULUM).read_text(encoding="utf-8"))
+    return [
+        Topic(
+            entry["folder"],
+            tuple(entry["modules"]),
+            tuple(entry.get("needs", ())),
+            tuple(entry.get("preload", ())),
+        )
+        for entry in declared["topic"]
+    ]
+
+
+def topics(root: Path) -> list[str]:
+    """The topic folders, `01_linear_algebra` first."""
+    return [topic.folder for topic in curriculum(root)]
+
+
+def built_on(root: Path, changed: set[str]) -> set[str]:
+    """The `changed` topics and every topic that builds on one of them, directly or not."""
+    declared = curriculum(root)
+    affected = set(changed)
+    grew = True
+    while grew:
+        grew = False
+        for topic in declared:
+            if topic.folder not in affected and affected.intersection(topic.needs):
+                affected.add(topic.folder)
+                grew = True
+    return affected
+
+
+def needed_by(root: Path, topic: str) -> list[str]:
+    """The earlier topics `topic` builds on, directly or not, in learning order."""
+    declared = curriculum(root)
+    by_folder = {entry.folder: entry for entry in declared}
+    found: set[str] = set()
+    todo = list(by_folder[topic].needs) if topic in by_folder else []
+    while todo:
+        earlier = todo.pop()
+        if earlier not in found:
+            found.add(earlier)
+            todo += by_folder[earlier].needs if earlier in by_folder else ()
+    return [entry.folder for entry in declared if entry.folder in found]
 
 
 @dataclass(frozen=True)
@@ -49,9 +114,9 @@ class Kata:
     @property
     def hints(self) -> list[str]:
         """The numbered items of the docstring's `Hints:` section, nudge first."""
-        _, found, section = self.docstring.partition("Hints:")
+        heading = _HINTS_HEADING.search(self.docstring)
         hints: list[str] = []
-        for line in section.splitlines() if found else []:
+        for line in self.docstring[heading.end() :].splitlines() if heading else []:
             numbered = _HINT.match(line)
             if numbered:
                 hints.append(numbered.group(2).strip())
@@ -60,20 +125,16 @@ class Kata:
         return hints
 
 
-def topics(root: Path = ROOT) -> list[str]:
-    """Topic folders, `01_linear_algebra` first."""
-    return sorted(path.name for path in (root / "katas").glob("[0-9][0-9]_*") if path.is_dir())
+def is_kata(node: ast.AST) -> bool:
+    """Whether `node` is a function decorated with `@kata` (or `@katakit.kata`)."""
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return False
+    names = {d.id if isinstance(d, ast.Name) else getattr(d, "attr", None) for d in node.decorator_list}
+    return "kata" in names
 
 
-def modules(topic: str, root: Path = ROOT) -> list[str]:
-    """A topic's kata modules (the files a learner edits), in learning order."""
-    on_disk = sorted(
-        path.stem for path in (root / "katas" / topic).glob("*.py") if not path.name.startswith((*TEST_PREFIXES, "_"))
-    )
-    return list(MODULE_ORDER.get(topic, on_disk))
-
-
-def _is_kata_unit(node: ast.stmt) -> bool:
+def is_kata_unit(node: ast.stmt) -> bool:
+    """A top-level kata: a `@kata` function, or a class with a `@kata` method."""
     if isinstance(node, ast.ClassDef):
         return any(is_kata(child) for child in node.body)
     return is_kata(node)
@@ -84,14 +145,53 @@ def katas_in(source: str, topic: str, module: str) -> list[Kata]:
     return [
         Kata(topic, module, node.name, node.lineno, ast.get_docstring(node) or "")
         for node in ast.parse(source).body
-        if _is_kata_unit(node)
+        if is_kata_unit(node)
     ]
 
 
-def all_katas(side: str = "katas", root: Path = ROOT) -> list[Kata]:
-    """Every kata of the repository, in learning order, read from `side` (katas or reference)."""
-    found = []
-    for topic in topics(root):
-        for module in modules(topic, root):
-            found += katas_in((root / side / topic / f"{module}.py").read_text(), topic, module)
+@dataclass
+class Catalog:
+    """Every kata in learning order, and the learner files that do not compile."""
+
+    katas: list[Kata]
+    broken: dict[tuple[str, str], str] = field(default_factory=dict)  # (topic, module) -> "file:line: error"
+    side: str = "katas"  # the folder the katas were read from
+
+    def topics(self) -> list[str]:
+        return list(dict.fromkeys(kata.topic for kata in self.katas))
+
+
+def read(root: Path, wanted: list[str] | None = None, side: str = "katas") -> Catalog:
+    """The katas of the `wanted` topics (all when None), read from `side` (katas or reference)."""
+    found = Catalog([], side=side)
+    for topic in curriculum(root):
+        if wanted is not None and topic.folder not in wanted:
+            continue
+        for module in topic.modules:
+            path = source_file(root, side, topic.folder, module)
+            if not path.is_file():
+                continue
+            source = path.read_text(encoding="utf-8", errors="replace")
+            try:
+                found.katas += katas_in(source, topic.folder, module)
+            except SyntaxError as error:
+                line = f":{error.lineno}" if error.lineno else ""
+                shown = path.relative_to(root).as_posix()
+                found.broken[(topic.folder, module)] = f"{shown}{line}: SyntaxError: {error.msg}"
+                found.katas += _katas_of_broken_file(root, source, topic.folder, module)
     return found
+
+
+def _katas_of_broken_file(root: Path, source: str, topic: str, module: str) -> list[Kata]:
+    """The katas of a file that does not compile: read from its twin in reference/, at the lines
+    where the broken file still defines them."""
+    try:
+        katas = katas_in(source_file(root, "reference", topic, module).read_text(encoding="utf-8"), topic, module)
+    except (OSError, SyntaxError):
+        return []
+    lines: dict[str, int] = {}
+    for number, text in enumerate(source.splitlines(), start=1):
+        definition = _DEFINITION.match(text)
+        if definition:
+            lines.setdefault(definition.group(1), number)
+    return [replace(kata, line=lines.get(kata.name, kata.line)) for kata in katas]

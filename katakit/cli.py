@@ -1,41 +1,37 @@
-"""The learner's command line: `katas` (or `python -m katas`).
+"""The learner's command line: `katas` (or `python -m katakit`).
 
     katas                      your progress per topic and the next kata to work on
     katas 01                   the same for one topic (01, linear_algebra, 01_linear_algebra)
+    katas test gram_schmidt    run one kata's tests, with pytest's full report
     katas hint gram_schmidt    the first hint; `katas hint gram_schmidt 2` the next one
+    katas solution NAME        the reference solution of a kata you have attempted
+    katas reset NAME           put one kata back to its stub (your version is backed up first)
+    katas skip NAME            move past a kata; `katas unskip NAME` brings it back
     katas watch [topic]        re-run the tests whenever you save, and redraw
     katas check [--strict]     for CI: exit 1 when an attempted kata is wrong
-    katas list [--status]      every kata, in learning order
+    katas list                 every kata, in learning order
 
 Every command takes --impl=katas|reference (whose code the tests run against) and --root (the
 repository; default: $KATAS_ROOT, else the nearest folder up from here with a katas/ folder).
+Results are kept in .katas/results.json and re-used while nothing they depend on changed.
 """
 
 import argparse
 import os
+import subprocess
 import sys
 from pathlib import Path
 
-from katakit import catalog, display, manifest
+from katakit import cache, catalog, display, manifest, runner, stubs, workspace
+from katakit.catalog import Catalog
 from katakit.display import Style
-from katakit.impl import IMPLEMENTATIONS, UnknownImplementation, find_root, from_env
+from katakit.impl import IMPLEMENTATIONS, UnknownImplementation, from_env
 from katakit.names import UnknownName, resolve_kata, resolve_topics
-from katakit.progress import (
-    DONE,
-    TODO,
-    WRONG,
-    Catalog,
-    Run,
-    RunFailed,
-    Status,
-    classify,
-    counts,
-    read_catalog,
-    run_tests,
-    unmatched_errors,
-)
+from katakit.repo import find_root
+from katakit.runner import Run, RunFailed
+from katakit.status import DONE, TODO, WRONG, Status, classify, counts, unmatched_errors
 
-COMMANDS = ("progress", "hint", "watch", "check", "list")
+COMMANDS = ("progress", "test", "hint", "solution", "reset", "skip", "unskip", "watch", "check", "list")
 EXIT_WRONG, EXIT_USAGE = 1, 2
 
 
@@ -56,31 +52,43 @@ def _parser() -> argparse.ArgumentParser:
     )
     topics = argparse.ArgumentParser(add_help=False)
     topics.add_argument("topics", nargs="*", metavar="topic", help="only these topics (01, linear_algebra, ...)")
+    one_kata = argparse.ArgumentParser(add_help=False)
+    one_kata.add_argument("kata", help="gram_schmidt, linear_algebra.gram_schmidt or 01_linear_algebra/gram_schmidt")
 
     parser = argparse.ArgumentParser(
         prog="katas",
-        description="Your progress through the katas, hints, and a watch mode. Without a command: progress.",
-        epilog="Examples: katas | katas 01 | katas hint gram_schmidt 2 | katas watch 05 | katas check --strict",
+        description="Your progress through the katas, one kata's tests, hints, and a watch mode. "
+        "Without a command: progress.",
+        epilog="Examples: katas | katas 01 | katas test gram_schmidt | katas hint gram_schmidt 2 | katas watch 05",
         parents=[common],
     )
     commands = parser.add_subparsers(dest="command", metavar="command")
     commands.add_parser(
         "progress", parents=[common, topics], help="done / to do / failed per topic, and the next kata (default)"
     )
-    hint = commands.add_parser("hint", parents=[common], help="the hints of a kata, one level at a time")
-    hint.add_argument("kata", help="gram_schmidt, linear_algebra.gram_schmidt or 01_linear_algebra/gram_schmidt")
+    commands.add_parser("test", parents=[common, one_kata], help="run one kata's tests and show pytest's report")
+    hint = commands.add_parser("hint", parents=[common, one_kata], help="the hints of a kata, one level at a time")
     hint.add_argument(
         "level", nargs="?", type=int, default=1, help="which hint (default 1; each shows the ones before)"
     )
-    watch = commands.add_parser("watch", parents=[common, topics], help="re-run the tests on every save (Ctrl-C stops)")
-    watch.add_argument("--interval", type=float, default=0.5, help="seconds between looks at the files (default 0.5)")
-    watch.add_argument("--max-runs", type=int, default=None, help=argparse.SUPPRESS)
+    solution = commands.add_parser(
+        "solution", parents=[common, one_kata], help="the reference solution of a kata you have attempted"
+    )
+    solution.add_argument("--force", action="store_true", help="show it even if you have not attempted the kata")
+    commands.add_parser(
+        "reset", parents=[common, one_kata], help="put one kata back to its stub (after a backup of your file)"
+    )
+    commands.add_parser("skip", parents=[common, one_kata], help="move past a kata; it shows as skipped")
+    commands.add_parser("unskip", parents=[common, one_kata], help="undo `katas skip`")
+    commands.add_parser("watch", parents=[common, topics], help="re-run the tests on every save (Ctrl-C stops)")
     check = commands.add_parser(
         "check", parents=[common, topics], help="for CI: exit 1 when an attempted kata is wrong"
     )
-    check.add_argument("--strict", action="store_true", help="also fail while katas are still to do")
+    check.add_argument(
+        "--strict", action="store_true", help="also fail while katas are still to do, or when test files differ"
+    )
     listing = commands.add_parser("list", parents=[common, topics], help="every kata in learning order")
-    listing.add_argument("--status", action="store_true", help="run the tests and show each kata's status")
+    listing.add_argument("--status", action="store_true", help="show each kata's status (runs what changed)")
     return parser
 
 
@@ -104,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not (root / "katas").is_dir():
             raise UsageProblem(f"no katas/ folder in {root}: run this inside the repository, or pass --root")
-        command = {"progress": progress, "hint": hint, "watch": watch, "check": check, "list": listing}
-        return command[options.command](options, root, implementation, style)
+        return COMMAND_FUNCTIONS[options.command](options, root, implementation, style)
     except (UnknownName, UsageProblem, RunFailed) as error:
         print(f"katas: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -117,17 +124,32 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-def _catalog(root: Path, wanted: list[str], side: str = "katas") -> tuple[Catalog, list[str] | None]:
-    chosen = resolve_topics(wanted, catalog.topics(root))
-    return read_catalog(root, chosen, side), chosen
+def _catalog(root: Path, wanted: list[str], side: str = "katas") -> tuple[Catalog, list[str]]:
+    """The katas of the topics named (all when none), and those topics."""
+    chosen = resolve_topics(wanted, catalog.topics(root)) or catalog.topics(root)
+    return catalog.read(root, chosen, side), chosen
 
 
-def _statuses(root: Path, wanted: list[str], implementation: str) -> tuple[list[Status], Run, list[dict]]:
-    """Run the tests of the wanted topics: each kata's status, the run, and the collection errors
-    that belong to no kata module."""
+def _statuses(
+    root: Path, wanted: list[str], implementation: str, use_cache: bool = True
+) -> tuple[list[Status], Run | None, list[dict]]:
+    """Each kata's status in the wanted topics, the pytest run they needed (None when the cache
+    answered for all), and the collection errors that belong to no kata module. Only topics whose
+    files changed since their results were saved run again."""
     found, chosen = _catalog(root, wanted, implementation)
-    run = run_tests(root, chosen if chosen is not None else found.topics(), implementation)
-    return classify(found, run.records), run, unmatched_errors(found, run.records)
+    fresh, stale = cache.lookup(root, chosen, implementation)
+    if not use_cache:
+        fresh, stale = {}, {**stale, **{topic: cache.fingerprint(root, topic, implementation) for topic in fresh}}
+    run = None
+    records = [record for topic in chosen for record in fresh.get(topic, [])]
+    if stale:
+        order = [topic for topic in chosen if topic in stale]
+        print(f"katas: running the tests of {', '.join(order)}...", file=sys.stderr, flush=True)
+        run = runner.run_tests(root, order, implementation)
+        cache.store(root, implementation, stale, run.records)
+        records += run.records
+    statuses = classify(found, records, workspace.skipped(root))
+    return statuses, run, unmatched_errors(found, records)
 
 
 def _report_stray(stray: list[dict]) -> None:
@@ -138,13 +160,26 @@ def _report_stray(stray: list[dict]) -> None:
 def progress(options: argparse.Namespace, root: Path, implementation: str, style: Style) -> int:
     statuses, run, stray = _statuses(root, options.topics, implementation)
     _report_stray(stray)
-    print(display.progress(statuses, run, implementation, style))
+    print(display.progress(statuses, implementation, style, display.run_note(run, statuses)))
     return 0
 
 
+def _kata(root: Path, wanted: str) -> catalog.Kata:
+    """The kata a learner named, as the learner's file has it (its line there)."""
+    return resolve_kata(wanted, catalog.read(root).katas)
+
+
+def test(options: argparse.Namespace, root: Path, implementation: str, style: Style) -> int:
+    kata = _kata(root, options.kata)
+    test_file = f"katas/{kata.topic}/test_{kata.module}.py"
+    command = [sys.executable, "-m", "pytest", test_file, "--kata", kata.name, f"--impl={implementation}"]
+    print(style(" ".join(["pytest", *command[3:]]), "dim"), flush=True)
+    return subprocess.run(command, cwd=root, env={**os.environ, "KATAS_ROOT": str(root)}).returncode
+
+
 def hint(options: argparse.Namespace, root: Path, implementation: str, style: Style) -> int:
-    kata = resolve_kata(options.kata, read_catalog(root).katas)
-    hints = kata.hints
+    kata = _kata(root, options.kata)
+    hints = resolve_kata(f"{kata.topic}/{kata.name}", catalog.read(root, [kata.topic], "reference").katas).hints
     if options.level < 1:
         raise UsageProblem("hint levels start at 1")
     print(style(kata.name, "bold", "cyan") + f"  ({kata.topic}, {kata.path.as_posix()}:{kata.line})")
@@ -165,7 +200,65 @@ def hint(options: argparse.Namespace, root: Path, implementation: str, style: St
     if level < len(hints):
         print(style(f"Next hint: katas hint {kata.name} {level + 1}", "dim"))
     else:
-        print(style("That was the last hint. The tests beside the kata show what is expected.", "dim"))
+        print(style(f"That was the last hint. Still stuck? katas solution {kata.name}", "dim"))
+    return 0
+
+
+def _learner_source(root: Path, kata: catalog.Kata) -> str:
+    return (root / kata.path).read_text(encoding="utf-8")
+
+
+def _attempted(root: Path, kata: catalog.Kata) -> bool:
+    """Whether the learner's code of `kata` is no longer the stub's (a file that does not compile counts)."""
+    try:
+        changed = stubs.attempted(_learner_source(root, kata))
+    except SyntaxError:
+        return True
+    return any(name == kata.name or name.startswith(f"{kata.name}.") for name in changed)
+
+
+def solution(options: argparse.Namespace, root: Path, implementation: str, style: Style) -> int:
+    kata = _kata(root, options.kata)
+    if not options.force and not _attempted(root, kata):
+        print(
+            f"You have not tried {kata.name} yet ({kata.path.as_posix()}:{kata.line}). The solution is for after "
+            f"an attempt: try `katas hint {kata.name}` first, or `katas solution {kata.name} --force`.",
+            file=sys.stderr,
+        )
+        return EXIT_WRONG
+    reference = root / "reference" / kata.topic / f"{kata.module}.py"
+    print(style(f"# The reference solution of {kata.name}, from {reference.relative_to(root).as_posix()}", "dim"))
+    print(stubs.definition(reference.read_text(encoding="utf-8"), kata.name), end="")
+    return 0
+
+
+def reset(options: argparse.Namespace, root: Path, implementation: str, style: Style) -> int:
+    kata = _kata(root, options.kata)
+    if not _attempted(root, kata):
+        print(f"{kata.name} is still its stub ({kata.path.as_posix()}:{kata.line}): nothing to reset.")
+        return 0
+    try:
+        backup = stubs.reset(root, kata.topic, kata.module, kata.name)
+    except SyntaxError as error:
+        raise UsageProblem(
+            f"{kata.path.as_posix()}:{error.lineno} does not compile ({error.msg}), so one kata cannot be picked "
+            "out of it: fix that line first."
+        ) from None
+    saved = (backup / kata.path).relative_to(root).as_posix()
+    print(f"{kata.name} is a stub again ({kata.path.as_posix()}:{kata.line}). Your file as it was: {saved}")
+    return 0
+
+
+def skip(options: argparse.Namespace, root: Path, implementation: str, style: Style) -> int:
+    kata = _kata(root, options.kata)
+    skipped = workspace.skipped(root)
+    key = f"{kata.topic}/{kata.name}"
+    if options.command == "skip":
+        workspace.set_skipped(root, skipped | {key})
+        print(f"Skipped {kata.name}: `katas` moves past it and shows it as skipped. Undo: katas unskip {kata.name}")
+    else:
+        workspace.set_skipped(root, skipped - {key})
+        print(f"{kata.name} is back in line." if key in skipped else f"{kata.name} was not skipped.")
     return 0
 
 
@@ -183,25 +276,26 @@ def watch(options: argparse.Namespace, root: Path, implementation: str, style: S
         print(style(f"katas watch: {header}. Save a kata file to re-run; Ctrl-C stops.", "dim"))
         print()
         if statuses:
-            print(display.progress(statuses, None, implementation, style))
+            print(display.progress(statuses, implementation, style))
         sys.stdout.flush()
 
     try:
-        return watch_loop(root, chosen, implementation, show, options.interval, options.max_runs)
+        return watch_loop(root, chosen, implementation, show)
     except KeyboardInterrupt:
         print("\nStopped watching.")
         return 0
 
 
 def check(options: argparse.Namespace, root: Path, implementation: str, style: Style) -> int:
-    statuses, run, stray = _statuses(root, options.topics, implementation)
+    statuses, run, stray = _statuses(root, options.topics, implementation, use_cache=False)
     warnings = manifest.differences(root).lines()
-    print(display.progress(statuses, run, implementation, style))
+    print(display.progress(statuses, implementation, style, display.run_note(run, statuses)))
     in_actions = os.environ.get("GITHUB_ACTIONS") == "true"
     for warning in warnings:
-        print(style(f"Warning: {warning}", "yellow"), file=sys.stderr)
+        print(style(f"{'Error' if options.strict else 'Warning'}: {warning}", "yellow"), file=sys.stderr)
         if in_actions:
-            print(f"::warning file={warning.partition(':')[0]}::{_annotation(warning)}")
+            level = "error" if options.strict else "warning"
+            print(f"::{level} file={warning.partition(':')[0]}::{_annotation(warning)}")
     for error in stray:
         print(style(f"Error: could not collect {error['nodeid']}: {error['message']}", "red"), file=sys.stderr)
     if in_actions:
@@ -217,10 +311,13 @@ def check(options: argparse.Namespace, root: Path, implementation: str, style: S
         except OSError as error:
             print(f"katas: could not write the step summary: {error}", file=sys.stderr)
     tally = counts(statuses)
-    failing = tally[WRONG] or stray or (options.strict and tally[TODO])
+    unfinished = len(statuses) - tally[DONE]
+    failing = tally[WRONG] or stray or (options.strict and (unfinished or warnings))
     verdict = f"check: {tally[DONE]} done, {tally[TODO]} to do, {tally[WRONG]} failed"
-    if options.strict and tally[TODO]:
+    if options.strict and unfinished:
         verdict += " (--strict: katas still to do fail the check)"
+    if options.strict and warnings:
+        verdict += " (--strict: files that decide the verdict differ from the shipped ones)"
     print(style(verdict, "red" if failing else "green"))
     return EXIT_WRONG if failing else 0
 
@@ -237,17 +334,31 @@ def listing(options: argparse.Namespace, root: Path, implementation: str, style:
     else:
         found, _ = _catalog(root, options.topics, implementation)
         statuses = [Status(kata, "", side=found.side) for kata in found.katas]
-    marks = {DONE: "[done] ", TODO: "[to do]", WRONG: "[fail] ", "": ""}
+    marks = {"": ""} | {name: f"[{name}]" for name in ("done", "to do", "failed", "blocked", "skipped")}
     topic = None
     for status in statuses:
         if status.kata.topic != topic:
             topic = status.kata.topic
             print(("\n" if topic != statuses[0].kata.topic else "") + style(topic, "bold"))
-        mark = style.status(marks[status.status], status.status) + " " if status.status else ""
+        mark = style.status(f"{marks[status.status]:<9}", status.status) + " " if status.status else ""
         task = display.first_line(status.kata.task, 70)
         print(f"  {mark}{style(status.kata.name, 'cyan'):<{36 if not style.enabled else 45}} {task}")
         print(style(f"      {status.location}", "dim"))
     return 0
+
+
+COMMAND_FUNCTIONS = {
+    "progress": progress,
+    "test": test,
+    "hint": hint,
+    "solution": solution,
+    "reset": reset,
+    "skip": skip,
+    "unskip": skip,
+    "watch": watch,
+    "check": check,
+    "list": listing,
+}
 
 
 if __name__ == "__main__":

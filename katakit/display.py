@@ -5,7 +5,8 @@ import shutil
 import textwrap
 from typing import TextIO
 
-from katakit.progress import DONE, TODO, WRONG, Run, Status, counts, next_kata
+from katakit.runner import Run
+from katakit.status import BLOCKED, DONE, SKIPPED, TODO, WRONG, Status, counts, next_kata
 
 BAR_WIDTH = 24
 MESSAGE_LINES = 12
@@ -30,7 +31,7 @@ class Style:
         return f"\033[{codes}m{text}\033[0m"
 
     def status(self, text: str, status: str) -> str:
-        return self(text, {DONE: "green", WRONG: "red", TODO: "dim"}[status])
+        return self(text, {DONE: "green", WRONG: "red", TODO: "dim", BLOCKED: "yellow", SKIPPED: "yellow"}[status])
 
 
 def bar(done: int, wrong: int, total: int, style: Style, width: int = BAR_WIDTH) -> str:
@@ -62,12 +63,23 @@ def side_label(implementation: str) -> str:
     return "your code in katas/" if implementation == "katas" else "the solutions in reference/"
 
 
-def progress(statuses: list[Status], run: Run | None, implementation: str, style: Style) -> str:
-    """Per topic: done, to do, failed; an overall bar; the failed katas; the next kata to work on."""
+def run_note(run: Run | None, statuses: list[Status]) -> str:
+    """What the statuses come from: `run`, the pytest run of the topics that changed (None when
+    the saved results answered for all)."""
+    if run is None:
+        return "saved results: nothing changed since they ran"
+    if set(run.topics) != {status.kata.topic for status in statuses}:
+        return f"ran {', '.join(run.topics)}: {len(run.records)} tests, {run.seconds:.1f} s; the rest unchanged"
+    return f"{len(run.records)} tests, {run.seconds:.1f} s"
+
+
+def progress(statuses: list[Status], implementation: str, style: Style, note: str = "") -> str:
+    """Per topic: done, to do, failed; an overall bar; the failed katas; the next kata to work on.
+    `note` (what the results come from) goes in the heading."""
     out: list[str] = []
-    tests = f" ({len(run.records)} tests, {run.seconds:.1f} s)" if run else ""
-    out.append(style(f"Katas: {side_label(implementation)}", "bold") + tests)
-    out.append("")
+    if note:
+        out.append(style(f"Katas: {side_label(implementation)}", "bold") + f" ({note})")
+        out.append("")
     topics = list(dict.fromkeys(status.kata.topic for status in statuses))
     name_width = max([len(topic) for topic in topics] + [len("all topics")])
     for topic in topics:
@@ -87,6 +99,8 @@ def progress(statuses: list[Status], run: Run | None, implementation: str, style
             else:
                 out.append(f"  {group[0].location}  {style(group[0].kata.name, 'bold')}")
             out.append(f"      {first_line(group[0].message)}")
+            if group[0].at and group[0].at not in group[0].message:
+                out.append(f"      at {group[0].at}")
     out.append("")
     out.append(next_section(statuses, style))
     return "\n".join(out)
@@ -110,6 +124,11 @@ def _topic_line(topic: str, statuses: list[Status], name_width: int, style: Styl
     cells = [f"{tally[DONE]:>3}/{total:<3} done", f"{tally[TODO]:>3} to do"]
     if tally[WRONG]:
         cells.append(style(f"{tally[WRONG]:>3} failed", "red"))
+    if tally[SKIPPED]:
+        cells.append(style(f"{tally[SKIPPED]:>3} skipped", "yellow"))
+    if tally[BLOCKED]:
+        blocker = next(s.message for s in statuses if s.status == BLOCKED)
+        cells.append(style(f"{tally[BLOCKED]:>3} {blocker}", "yellow"))
     return f"{topic:<{name_width}}  {bar(tally[DONE], tally[WRONG], total, style)}  " + "  ".join(cells)
 
 
@@ -119,6 +138,9 @@ def next_section(statuses: list[Status], style: Style) -> str:
     if upcoming is None:
         if not statuses:
             return "No katas found."
+        tally = counts(statuses)
+        if tally[DONE] < len(statuses):
+            return style(f"Nothing left to do but what is skipped or blocked ({tally[SKIPPED]} skipped).", "yellow")
         return style(f"All {len(statuses)} katas done. Well done!", "green", "bold")
     kata = upcoming.kata
     out = [
@@ -127,10 +149,14 @@ def next_section(statuses: list[Status], style: Style) -> str:
         "",
         indent(kata.task, "  "),
     ]
-    if upcoming.status == WRONG:
+    if upcoming.status == WRONG and upcoming.where == upcoming.file:
+        out += ["", style("  It fails:", "red") + f"  {upcoming.file} does not load (the error is above)."]
+    elif upcoming.status == WRONG:
         out += ["", style("  It fails:", "red") + (f"  {upcoming.where}" if upcoming.where else "")]
+        if upcoming.at:
+            out.append(f"    at {upcoming.at}  (your code)")
         out.append(indent(upcoming.message))
-    out += ["", style(f"  Stuck? katas hint {kata.name}", "dim")]
+    out += ["", style(f"  Run its tests: katas test {kata.name}   Stuck? katas hint {kata.name}", "dim")]
     return "\n".join(out)
 
 

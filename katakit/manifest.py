@@ -1,30 +1,55 @@
-"""The shipped kata tests, by hash: a fork's `katas check` warns when a test file was changed.
+"""Everything that decides a verdict, by hash: a fork's `katas check` warns when it was changed.
 
-Learners edit `katas/NN_topic/<module>.py`, never the tests beside it. The manifest
-`katakit/test_manifest.json` holds the sha256 of every `katas/NN_topic/test_*.py` and
-`benchmark_*.py` as shipped (line endings normalised, so a Windows checkout matches).
+Learners edit `katas/NN_topic/<module>.py`, never the tests beside it nor the machinery that runs
+them. The manifest `katakit/test_manifest.json` holds the sha256, as shipped (line endings
+normalised, so a Windows checkout matches), of every kata test and benchmark file, every
+conftest.py, the pytest configuration (pyproject.toml, curriculum.toml, and pytest.ini, tox.ini,
+setup.cfg where they exist) and every file of katakit/. A file of those kinds that was not shipped
+(a new `katas/NN_topic/conftest.py`, say) is flagged too.
 
     python -m katakit.manifest            check: exit 1 and name the files that differ
-    python -m katakit.manifest --write    regenerate it after changing a test (maintainers)
+    python -m katakit.manifest --write    regenerate it after changing one of them (maintainers)
 """
 
 import argparse
+import fnmatch
 import hashlib
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from katakit.impl import ROOT
+from katakit.repo import find_root
 
 MANIFEST = Path("katakit") / "test_manifest.json"
-PATTERNS = ("[0-9][0-9]_*/test_*.py", "[0-9][0-9]_*/benchmark_*.py")
+# Which files decide a verdict, as `fnmatch` patterns on paths relative to the root (`*` crosses folders).
+PATTERNS = (
+    "katas/*/test_*.py",
+    "katas/*/benchmark_*.py",
+    "conftest.py",
+    "*/conftest.py",
+    "katakit/*.py",
+    "pyproject.toml",
+    "curriculum.toml",
+    "pytest.ini",
+    "tox.ini",
+    "setup.cfg",
+)
+# Folders never searched: environments, caches, the learner's .katas/ state.
+IGNORED = {".venv", "venv", ".tox", ".git", ".katas", "__pycache__", "node_modules", "build", ".pytest_cache"}
 
 
-def kata_test_files(root: Path) -> list[Path]:
-    """Every kata test and benchmark file, relative to `root`."""
-    found = {path for pattern in PATTERNS for path in (root / "katas").glob(pattern)}
-    return sorted(path.relative_to(root) for path in found)
+def verdict_files(root: Path) -> list[Path]:
+    """Every file that decides a kata's verdict, relative to `root`."""
+    found = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [name for name in subfolders if name not in IGNORED and not name.endswith(".egg-info")]
+        for name in files:
+            path = (Path(folder) / name).relative_to(root)
+            if any(fnmatch.fnmatch(path.as_posix(), pattern) for pattern in PATTERNS):
+                found.append(path)
+    return sorted(found)
 
 
 def digest(path: Path) -> str:
@@ -33,7 +58,7 @@ def digest(path: Path) -> str:
 
 
 def compute(root: Path) -> dict[str, str]:
-    return {path.as_posix(): digest(root / path) for path in kata_test_files(root)}
+    return {path.as_posix(): digest(root / path) for path in verdict_files(root)}
 
 
 def manifest_path(root: Path) -> Path:
@@ -53,7 +78,7 @@ def write(root: Path) -> Path:
     path = root / MANIFEST
     path.parent.mkdir(parents=True, exist_ok=True)
     content = {
-        "about": "sha256 of the shipped kata tests; regenerate with: python -m katakit.manifest --write",
+        "about": "sha256 of the files that decide a verdict; regenerate: python -m katakit.manifest --write",
         "files": compute(root),
     }
     path.write_text(json.dumps(content, indent=1, sort_keys=True) + "\n", encoding="utf-8")
@@ -77,12 +102,12 @@ class Differences:
         return (
             [f"{path}: changed since it was shipped" for path in self.changed]
             + [f"{path}: missing (it was shipped)" for path in self.missing]
-            + [f"{path}: not a shipped test file" for path in self.added]
+            + [f"{path}: not a shipped file (it can change the verdict)" for path in self.added]
         )
 
 
 def differences(root: Path) -> Differences:
-    """How the test files in `root` differ from the manifest."""
+    """How the files that decide a verdict in `root` differ from the manifest."""
     shipped = load(root)
     if shipped is None:
         return Differences(no_manifest=True)
@@ -96,19 +121,19 @@ def differences(root: Path) -> Differences:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m katakit.manifest", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--write", action="store_true", help="regenerate the manifest from the test files on disk")
-    parser.add_argument("--root", type=Path, default=ROOT, help="the repository (default: %(default)s)")
+    parser.add_argument("--write", action="store_true", help="regenerate the manifest from the files on disk")
+    parser.add_argument("--root", type=Path, default=None, help="the repository (default: found from here)")
     options = parser.parse_args(argv)
-    root = options.root.resolve()
+    root = (options.root or find_root()).resolve()
     if options.write:
         path = write(root)
-        print(f"wrote {path.relative_to(root)}: {len(kata_test_files(root))} test files")
+        print(f"wrote {path.relative_to(root)}: {len(verdict_files(root))} files")
         return 0
     found = differences(root)
     for line in found.lines():
         print(line)
     if not found:
-        print(f"{len(kata_test_files(root))} test files match {MANIFEST.as_posix()}")
+        print(f"{len(verdict_files(root))} files match {MANIFEST.as_posix()}")
     return 1 if found else 0
 
 

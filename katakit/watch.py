@@ -1,98 +1,87 @@
 """`katas watch`: re-run a topic's tests whenever one of its files is saved, and redraw.
 
-It polls the modification times of `katas/**/*.py` (no dependency, works everywhere) and only
-reads the learner's files. A change re-runs the topics whose files changed, plus the topics that
-build on them, within the topics being watched.
+watchfiles reports saved `.py` files (file-system events, grouped over a short debounce; it polls
+where events are not available, and WATCHFILES_FORCE_POLLING=1 forces that). A change re-runs the
+topics whose files changed plus the topics that build on them (curriculum.toml's `needs`), within
+the topics being watched, in a pytest child forked from this process, which has imported the heavy
+libraries once (katakit.runner). Results go to the same cache as `katas`; the first drawing uses it.
 """
 
-import time
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from katakit import catalog, warm
-from katakit.progress import RunFailed, Status, affected_topics, classify, is_heavy, read_catalog, run_tests
+import watchfiles
+
+from katakit import cache, catalog, runner, workspace
+from katakit.runner import RunFailed
+from katakit.status import Status, classify
 
 EVERY_TOPIC = "*"
-Fingerprint = dict[str, tuple[int, int]]
+# Milliseconds without a further change before a batch of changes is handled (an editor saving
+# several files at once is one batch), and the longest a batch may gather.
+STEP_MS, DEBOUNCE_MS = 30, 400
 
 
-def snapshot(root: Path) -> Fingerprint:
-    """(mtime, size) of every Python file under katas/, by path relative to katas/."""
-    files: Fingerprint = {}
-    for path in (root / "katas").rglob("*.py"):
-        if "__pycache__" in path.parts:
-            continue
-        try:
-            stat = path.stat()
-        except OSError:
-            continue  # deleted while we looked
-        files[path.relative_to(root / "katas").as_posix()] = (stat.st_mtime_ns, stat.st_size)
-    return files
-
-
-def changed_topics(before: Fingerprint, after: Fingerprint) -> set[str]:
-    """The topic folders whose files changed; EVERY_TOPIC for a change outside any topic."""
-    changed = {path for path in before.keys() | after.keys() if before.get(path) != after.get(path)}
+def changed_topics(root: Path, paths: set[str]) -> set[str]:
+    """The topic folders the changed files are in; EVERY_TOPIC for a change outside any topic."""
     topics = set()
-    for path in changed:
-        folder, slash, _ = path.partition("/")
-        topics.add(folder if slash and folder[:2].isdigit() else EVERY_TOPIC)
+    for path in paths:
+        parts = Path(path).resolve().relative_to(root.resolve()).parts
+        in_topic = len(parts) > 2 and parts[0] in ("katas", "reference") and parts[1][:2].isdigit()
+        topics.add(parts[1] if in_topic else EVERY_TOPIC)
     return topics
+
+
+def to_rerun(root: Path, changed: set[str], scope: list[str]) -> list[str]:
+    """The topics of `scope` to run again after changes in `changed`, in learning order."""
+    if EVERY_TOPIC in changed:
+        return list(scope)
+    affected = catalog.built_on(root, changed)
+    return [topic for topic in scope if topic in affected]
 
 
 def watch(
     root: Path,
-    wanted: list[str] | None,
+    scope: list[str],
     implementation: str,
     show: Callable[[list[Status], str], None],
-    interval: float = 0.5,
-    max_runs: int | None = None,
+    stop: threading.Event | None = None,
 ) -> int:
-    """Run the tests of `wanted` (all topics when None), then re-run on every save until Ctrl-C.
-
-    `show(statuses, header)` draws the progress; `max_runs` stops after that many runs (tests).
-    """
-    records: dict[str, list[dict]] = {}
-    runs = 0
-    if warm.available():  # re-runs fork from this process: import the heavy libraries once, here
-        warm.preload(heavy=any(is_heavy(root, topic) for topic in _scope(root, wanted)))
-    seen = snapshot(root)
-    pending = set(_scope(root, wanted))
+    """Show the statuses of `scope`'s topics, then re-run and redraw on every save until Ctrl-C
+    (or until `stop` is set). `show(statuses, header)` draws them."""
+    if runner.can_fork():  # re-runs fork from this process: import the heavy libraries once, here
+        runner.preload(root, [topic for topic in catalog.curriculum(root) if topic.folder in scope])
+    fresh, _ = cache.lookup(root, scope, implementation)
+    records: dict[str, list[dict]] = dict(fresh)
+    pending = [topic for topic in scope if topic not in fresh]
+    header = "saved results: nothing changed since they ran"
+    folders = [root / "katas", *([root / "reference"] if implementation == "reference" else [])]
+    changes = watchfiles.watch(
+        *folders, watch_filter=watchfiles.PythonFilter(), step=STEP_MS, debounce=DEBOUNCE_MS, stop_event=stop
+    )
     while True:
         if pending:
-            scope = _scope(root, wanted)
-            order = [topic for topic in scope if topic in pending]
-            started = datetime.now().strftime("%H:%M:%S")
-            try:
-                run = run_tests(root, order, implementation, warm=True)
-            except RunFailed as error:
-                show([], f"{started}  {error}")
-            else:
-                for topic in order:
-                    records[topic] = [record for record in run.records if record["topic"] == topic]
-                found = read_catalog(root, scope, implementation)
-                every_record = [record for topic in scope for record in records.get(topic, [])]
-                ran = ", ".join(order) if len(order) < len(scope) or len(scope) == 1 else "all topics"
-                show(classify(found, every_record), f"{started}  ran {ran} in {run.seconds:.1f} s")
-            runs += 1
-            if max_runs is not None and runs >= max_runs:
-                return 0
-        time.sleep(interval)
-        now = snapshot(root)
-        changed = changed_topics(seen, now)
-        seen = now
-        pending = _to_rerun(root, changed, _scope(root, wanted))
+            header = _run(root, pending, implementation, records)
+        found = catalog.read(root, scope, implementation)
+        every_record = [record for topic in scope for record in records.get(topic, [])]
+        show(classify(found, every_record, workspace.skipped(root)), header)
+        batch = next(changes, None)
+        if batch is None:
+            return 0
+        pending = to_rerun(root, changed_topics(root, {path for _, path in batch}), scope)
 
 
-def _scope(root: Path, wanted: list[str] | None) -> list[str]:
-    topics = catalog.topics(root)
-    return topics if wanted is None else [topic for topic in topics if topic in wanted]
-
-
-def _to_rerun(root: Path, changed: set[str], scope: list[str]) -> set[str]:
-    if not changed:
-        return set()
-    if EVERY_TOPIC in changed:
-        return set(scope)
-    return affected_topics(root, changed) & set(scope)
+def _run(root: Path, topics: list[str], implementation: str, records: dict[str, list[dict]]) -> str:
+    """Run `topics` in a forked child, keep their records, and say what ran."""
+    started = datetime.now().strftime("%H:%M:%S")
+    fingerprints = {topic: cache.fingerprint(root, topic, implementation) for topic in topics}
+    try:
+        run = runner.run_tests(root, topics, implementation, forked=True)
+    except RunFailed as error:
+        return f"{started}  {error}"
+    for topic in topics:
+        records[topic] = [record for record in run.records if record["topic"] == topic]
+    cache.store(root, implementation, fingerprints, run.records)
+    return f"{started}  ran {', '.join(topics)} in {run.seconds:.1f} s"

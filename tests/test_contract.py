@@ -12,34 +12,54 @@ jaxtyping annotations on its signature.
 import inspect
 import re
 import typing
+from pathlib import Path
 
 import pytest
 import torch
 
 from katakit import catalog, impl, stubs
-from katakit.progress import run_tests
+from katakit.repo import is_test_file
+from katakit.runner import run_tests
 
-KATAS = catalog.all_katas("reference")
+ROOT = Path(__file__).resolve().parents[1]
+KATAS = catalog.read(ROOT, side="reference").katas
 SIDE = re.compile(rf"\b({'|'.join(impl.IMPLEMENTATIONS)})\.")
 MODULES = sorted({(kata.topic, kata.module) for kata in KATAS})
+# A kata module building on an earlier topic: import_module("..05_attention.attention", __package__)
+TOPIC_IMPORT = re.compile(r"""["']\.\.(\d\d_\w+)\.""")
 
 
 @pytest.fixture(scope="session")
 def stub_results() -> list[dict]:
     """Run every kata test against the untouched stubs, once, and return one record per test."""
-    return run_tests(impl.ROOT, catalog.topics(), "katas", jobs=1).records
+    return run_tests(ROOT, catalog.topics(ROOT), "katas").records
 
 
 def test_the_stubs_are_what_reference_generates():
-    stale = stubs.out_of_sync()
-    assert not stale, f"stubs out of sync with reference/: {stale}. Run python -m katakit.stubs --write"
+    stale = [path.relative_to(ROOT).as_posix() for path in stubs.out_of_sync(ROOT)]
+    assert not stale, (
+        f"stubs out of sync with reference/: {stale}. Maintainers: `python -m katakit.stubs --write` regenerates "
+        "them; it backs up every file it rewrites in .katas/backups/ and refuses to overwrite solved katas "
+        "unless given --force. Learners: this test is not for you; `pytest` alone runs your katas."
+    )
 
 
-def test_every_topic_lists_each_of_its_modules():
-    for topic in catalog.topics():
-        files = (impl.ROOT / "katas" / topic).glob("*.py")
-        on_disk = {p.stem for p in files if not p.name.startswith(impl.TEST_PREFIXES)}
-        assert set(catalog.modules(topic)) == on_disk, f"catalog.MODULE_ORDER[{topic!r}] does not match the files"
+@pytest.mark.parametrize("side", impl.IMPLEMENTATIONS)
+def test_curriculum_toml_declares_every_topic_module_and_dependency(side):
+    declared = catalog.curriculum(ROOT)
+    folders = sorted(path.name for path in (ROOT / side).glob("[0-9][0-9]_*") if path.is_dir())
+    assert [topic.folder for topic in declared] == folders, "curriculum.toml lists the topics in order, all of them"
+    for topic in declared:
+        files = [path for path in (ROOT / side / topic.folder).glob("*.py") if not is_test_file(path)]
+        on_disk = {path.stem for path in files} - {"__init__"}
+        assert set(topic.modules) == on_disk, f"curriculum.toml's modules of {topic.folder} do not match the files"
+        imported = {name for path in files for name in TOPIC_IMPORT.findall(path.read_text(encoding="utf-8"))}
+        assert imported - {topic.folder} == set(topic.needs), (
+            f"curriculum.toml's `needs` of {topic.folder} should be the topics its modules import: {sorted(imported)}"
+        )
+        tests = "".join(path.read_text(encoding="utf-8") for path in (ROOT / "katas" / topic.folder).glob("test_*.py"))
+        heavy = {"transformers"} & set(re.findall(r"^\s*(?:import|from)\s+(\w+)", tests, flags=re.MULTILINE))
+        assert heavy == set(topic.preload), f"curriculum.toml's `preload` of {topic.folder}: its tests import {heavy}"
 
 
 def test_no_kata_test_passes_on_the_stubs(stub_results):
@@ -71,7 +91,7 @@ def test_every_kata_states_task_shapes_and_hints(kata):
 
 @pytest.mark.parametrize(("topic", "module"), MODULES, ids=lambda x: x)
 def test_stubs_and_reference_expose_the_same_api(topic, module):
-    ours, theirs = impl.load("katas", topic, module), impl.load("reference", topic, module)
+    ours, theirs = impl.load("katas", topic, module, ROOT), impl.load("reference", topic, module, ROOT)
 
     def api(mod):
         names = {
@@ -90,7 +110,7 @@ def _signatures(obj) -> dict[str, str]:
 
 @pytest.mark.parametrize(("topic", "module"), MODULES, ids=lambda x: x)
 def test_every_kata_signature_is_annotated_with_shapes(topic, module):
-    mod = impl.load("reference", topic, module)
+    mod = impl.load("reference", topic, module, ROOT)
     for kata in (k for k in KATAS if (k.topic, k.module) == (topic, module)):
         obj = getattr(mod, kata.name)
         functions = [obj] if not inspect.isclass(obj) else [f for _, f in inspect.getmembers(obj, inspect.isfunction)]

@@ -4,17 +4,19 @@ and a topic that builds on an earlier one imports it from the same side."""
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from katakit import impl
 
+ROOT = Path(__file__).resolve().parents[1]
 KATA_TEST = "katas/01_linear_algebra/test_linear_algebra.py"
 
 
 def run_pytest(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
-    return subprocess.run(command, cwd=impl.ROOT, capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
 
 
 @pytest.fixture
@@ -48,5 +50,5 @@ def test_the_default_is_the_learners_stubs(clean_env):
 
 @pytest.mark.parametrize("side", impl.IMPLEMENTATIONS)
 def test_a_later_topic_builds_on_the_earlier_one_from_the_same_side(side):
-    transformer = impl.load(side, "06_transformer", "transformer")
+    transformer = impl.load(side, "06_transformer", "transformer", ROOT)
     assert transformer.Attention.__mro__[1].__module__ == f"{side}.05_attention.attention"

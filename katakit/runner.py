@@ -1,0 +1,177 @@
+"""Run the kata tests of some topics in a pytest process, and bring back one record per test.
+
+pytest runs with the `katakit.report` plugin, which writes the records (see there) to a JSON file.
+The process is a fresh `python -m pytest`, or, for `katas watch` on Linux, a child forked from the
+watching process, which has already imported torch, pytest and the other heavy libraries
+(`preload`), so a re-run does not pay for them again. The watching process never imports a kata
+module or a test, so each child imports the learner's files afresh. fork is Linux only here
+(unsafe with some macOS frameworks, absent on Windows); elsewhere watch starts a fresh process.
+"""
+
+import ast
+import contextlib
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from katakit.catalog import Topic
+
+LIBRARIES = ("torch", "numpy", "einops", "jaxtyping", "typeguard", "pytest", "_pytest.python")
+
+
+class RunFailed(RuntimeError):
+    """pytest did not run the kata tests at all (usage error, crash, no report written)."""
+
+
+@dataclass
+class Run:
+    records: list[dict]
+    seconds: float
+    topics: list[str]
+
+
+def pytest_arguments(topics: list[str], implementation: str, report: Path) -> list[str]:
+    """pytest's arguments to run the tests of `topics` and write their records to `report`."""
+    return [
+        *[f"katas/{topic}" for topic in topics],
+        f"--impl={implementation}",
+        "-q",
+        "--tb=no",
+        "--no-header",
+        "-p",
+        "no:cacheprovider",
+        "--continue-on-collection-errors",
+        "-p",
+        "katakit.report",
+        f"--katas-report={report}",
+    ]
+
+
+def run_tests(root: Path, topics: list[str], implementation: str = "katas", forked: bool = False) -> Run:
+    """Run the kata tests of `topics` in `root` and return their records.
+
+    With `forked` (and where fork is available), pytest runs in a child forked from this process.
+    """
+    started = time.perf_counter()
+    if not topics:
+        return Run([], 0.0, [])
+    env = {**os.environ, "KATAS_ROOT": str(root)}
+    env.pop("KATAS_IMPL", None)
+    with tempfile.TemporaryDirectory(prefix="katas-") as scratch:
+        report = Path(scratch) / "report.json"
+        with (Path(scratch) / "log.txt").open("w+", encoding="utf-8") as log:
+            arguments = pytest_arguments(topics, implementation, report)
+            if forked and can_fork():
+                process: Child | subprocess.Popen = Child(root, arguments, env, log)
+            else:
+                command = [sys.executable, "-m", "pytest", *arguments]
+                process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+            try:
+                code = process.wait()
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+            if code not in (0, 1, 5) or not report.is_file():
+                log.seek(0)
+                tail = "\n".join(log.read().strip().splitlines()[-15:])
+                raise RunFailed(f"pytest could not run the kata tests (exit code {code}):\n{tail}")
+        records = json.loads(report.read_text(encoding="utf-8"))
+    return Run(records, time.perf_counter() - started, list(topics))
+
+
+def can_fork() -> bool:
+    return sys.platform == "linux" and hasattr(os, "fork")
+
+
+def preload(root: Path, topics: list[Topic]) -> None:
+    """Import what every kata test needs, once, in this process; and, for each topic, what its test
+    files import from the libraries curriculum.toml lists as its `preload` (`from transformers
+    import GPT2LMHeadModel` is seconds of work that a forked child then finds done)."""
+    for name in LIBRARIES:
+        with contextlib.suppress(Exception):  # a missing library is the child's error to report
+            importlib.import_module(name)
+    for topic in topics:
+        for test_file in sorted((root / "katas" / topic.folder).glob("test_*.py")):
+            for module, names in _imports(test_file):
+                if module.split(".")[0] in topic.preload:
+                    with contextlib.suppress(Exception):
+                        imported = importlib.import_module(module)
+                        for name in names:
+                            getattr(imported, name)  # a lazy package (transformers) imports it here
+
+
+def _imports(path: Path) -> list[tuple[str, list[str]]]:
+    """The absolute imports at the top level of a file: (module, the names taken from it)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError):
+        return []
+    found: list[tuple[str, list[str]]] = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            found += [(alias.name, []) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.append((node.module, [alias.name for alias in node.names]))
+    return found
+
+
+class Child:
+    """`pytest <arguments>` in a forked child, with its output in `log`; like a subprocess.Popen."""
+
+    def __init__(self, root: Path, arguments: list[str], env: dict[str, str], log: TextIO) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.returncode: int | None = None
+        self.pid = os.fork()
+        if self.pid == 0:
+            self._run(root, arguments, env, log)  # never returns
+
+    @staticmethod
+    def _run(root: Path, arguments: list[str], env: dict[str, str], log: TextIO) -> None:
+        code = 3
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+            os.chdir(root)
+            os.environ.clear()
+            os.environ.update(env)
+            sys.path.insert(0, str(root))
+            if "torch" in sys.modules:  # the parent imported torch: its thread count is set there, not by env
+                sys.modules["torch"].set_num_threads(os.cpu_count() or 1)
+            import pytest
+
+            code = int(pytest.main(arguments))
+        except BaseException:  # whatever happens, the child must not return to the watch loop
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, signal.SIGKILL)
