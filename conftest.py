@@ -19,6 +19,9 @@ import torch  # noqa: E402
 
 from katakit import impl as implementations  # noqa: E402
 
+# Quiet, teaching output for the kata tests, `-k <kata>` and `--kata NAME`: see katakit/plugin.py.
+pytest_plugins = ["katakit.plugin"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
@@ -53,8 +56,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="module")
 def impl(request: pytest.FixtureRequest):
-    """The module under test: `katas/NN_topic/<module>.py`, or its twin in `reference/`."""
-    return implementations.module_under_test(request.path, request.config.option.impl)
+    """The module under test: `katas/NN_topic/<module>.py`, or its twin in `reference/`.
+
+    An error while importing it (a syntax error, a bad import, in this module or one it builds on)
+    is marked, so that the plugin reports it once and each test of the module as blocked by it.
+    """
+    try:
+        return implementations.module_under_test(request.path, request.config.option.impl)
+    except Exception as error:
+        from katakit.plugin import mark_blocking  # imported by pytest_plugins, after assertion rewriting is set up
+
+        mark_blocking(error)
+        raise
 
 
 @pytest.fixture(autouse=True)

@@ -3,9 +3,19 @@
     pytest -p katakit.report --katas-report=results.json katas
 
 writes a JSON list with one record per test (and one per test file that failed to collect):
-{"nodeid", "topic", "module", "kata", "outcome", "not_implemented", "message"}, where outcome is
-passed, failed, skipped or error, and not_implemented says whether the failure was a
-NotImplementedError, i.e. an untouched stub. The contract check and the `katas` command read it.
+{"nodeid", "topic", "module", "kata", "outcome", "not_implemented", "message", "blocked_by",
+"location", "timed_out"}, where
+    outcome          passed, failed, skipped or error (a failure outside the test's call: setup);
+    not_implemented  whether the failure was a NotImplementedError raised in a learner's file, i.e.
+                     an untouched stub;
+    message          the failure's message ("" when the test passed or was skipped); for a blocked
+                     test the one-line error, "katas/05_attention/attention.py:324: SyntaxError: ...";
+    blocked_by       the learner file:line whose syntax or import error stopped the test's module
+                     from importing, "katas/05_attention/attention.py:324 (SyntaxError)", or null;
+    location         the learner's file:line where the failure happened, or null;
+    timed_out        whether the test's kata ran past pytest-timeout's limit (an endless loop?).
+The contract check and the `katas` command read it. What each failure means is worked out by
+katakit.plugin (registered by the root conftest.py); this module only writes it down.
 """
 
 import json
@@ -13,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from katakit.impl import module_name
+from katakit.repo import module_name
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -26,22 +36,17 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(Recorder(Path(target)), "katakit-recorder")
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    report = yield
-    marker = item.get_closest_marker("kata")
-    report.kata = marker.args[0] if marker else None
-    report.not_implemented = call.excinfo is not None and call.excinfo.errisinstance(NotImplementedError)
-    return report
-
-
 def _first_line(report: pytest.TestReport | pytest.CollectReport) -> str:
+    explained = getattr(report, "katas_message", None)
+    if explained:
+        return explained
     crash = getattr(report.longrepr, "reprcrash", None)
     return crash.message if crash is not None else str(report.longrepr).strip().splitlines()[-1]
 
 
 def _record(report: pytest.TestReport | pytest.CollectReport, outcome: str) -> dict:
     path = Path(report.fspath)
+    failed = outcome in ("failed", "error")
     return {
         "nodeid": report.nodeid,
         "topic": path.parent.name,
@@ -49,7 +54,10 @@ def _record(report: pytest.TestReport | pytest.CollectReport, outcome: str) -> d
         "kata": getattr(report, "kata", None),
         "outcome": outcome,
         "not_implemented": getattr(report, "not_implemented", False),
-        "message": _first_line(report) if outcome in ("failed", "error") else "",
+        "message": _first_line(report) if failed else "",
+        "blocked_by": getattr(report, "katas_blocked_by", None) if failed else None,
+        "location": getattr(report, "katas_location", None) if failed else None,
+        "timed_out": getattr(report, "katas_timed_out", False) if failed else False,
     }
 
 
