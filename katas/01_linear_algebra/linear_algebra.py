@@ -26,9 +26,8 @@ def coordinates_in_basis(basis: Float[Tensor, "d d"], v: Float[Tensor, "d"]) -> 
         v: [d], coordinates in the standard basis
         returns: [d], coordinates of v in `basis`
 
-    Hints:
+    Hints (the next one: katas hint coordinates_in_basis 2):
         1. Write v as a weighted sum of the columns of `basis`: which equation do the weights solve?
-        2. Solve basis @ c = v with torch.linalg.solve; never form the inverse explicitly.
     """
     raise NotImplementedError
 
@@ -45,10 +44,9 @@ def change_of_basis_matrix(basis_a: Float[Tensor, "d d"], basis_b: Float[Tensor,
         basis_b: [d, d], column j is the j-th vector of basis B
         returns: [d, d], T with coords_in_b = T @ coords_in_a
 
-    Hints:
+    Hints (the next one: katas hint change_of_basis_matrix 2):
         1. Go through the standard basis: from A-coordinates to standard coordinates is one matrix
            product, from standard coordinates to B-coordinates is the previous kata.
-        2. T = B^-1 A. Compute it with torch.linalg.solve, which accepts a matrix right-hand side.
     """
     raise NotImplementedError
 
@@ -67,10 +65,9 @@ def map_in_basis(matrix: Float[Tensor, "d d"], basis: Float[Tensor, "d d"]) -> F
         basis: [d, d], column j is the j-th new basis vector
         returns: [d, d], the same map in `basis` coordinates
 
-    Hints:
+    Hints (the next one: katas hint map_in_basis 2):
         1. Follow a coordinate vector c through three steps: to standard coordinates, apply the map,
            back to `basis` coordinates. Write each step as a matrix, and mind the order of the product.
-        2. M' = P^-1 M P with P = basis (not P M P^-1). Use torch.linalg.solve for the P^-1 part.
     """
     raise NotImplementedError
 
@@ -90,10 +87,8 @@ def has_orthonormal_columns(matrix: Float[Tensor, "n k"], atol: float = 1e-6) ->
         matrix: [n, k]
         returns: a Python bool
 
-    Hints:
+    Hints (the next one: katas hint has_orthonormal_columns 2):
         1. Every dot product between two columns is in one matrix product: which one, Q^T Q or Q Q^T?
-        2. Q^T Q holds all of them: compare it with the k x k identity (torch.eye) via torch.allclose,
-           passing atol and rtol=0 so that the tolerance is the absolute one asked for.
     """
     raise NotImplementedError
 
@@ -111,11 +106,9 @@ def gram_schmidt(vectors: Float[Tensor, "n k"]) -> Float[Tensor, "n k"]:
         vectors: [n, k], linearly independent columns, n > k
         returns: [n, k], orthonormal columns spanning the same space
 
-    Hints:
+    Hints (the next one: katas hint gram_schmidt 2):
         1. Build the result column by column. Subtract projections onto the columns you have ALREADY
            made orthonormal, not onto the original input columns. Then normalise.
-        2. The projection of v onto a unit vector q is (q . v) q. After subtracting all of them,
-           divide by the length (torch.linalg.vector_norm); torch.stack the columns along dim 1.
     """
     raise NotImplementedError
 
@@ -134,10 +127,9 @@ def gram_matrix_in_basis(basis: Float[Tensor, "d d"], vectors: Float[Tensor, "n 
         vectors: [n, d], one vector per row, in standard coordinates
         returns: [n, n], G[i, j] = dot product of the coordinates of vectors i and j
 
-    Hints:
+    Hints (the next one: katas hint gram_matrix_in_basis 2):
         1. First find the coordinates of all n vectors at once (one solve, with the vectors as
            columns of the right-hand side), then compare every pair.
-        2. With C = basis^-1 X^T (one coordinate vector per column), G = C^T C.
     """
     raise NotImplementedError
 
@@ -159,10 +151,8 @@ def power_iteration(
         matrix: [d, d], symmetric, with one eigenvalue strictly largest in absolute value
         returns: (eigenvalue: [], eigenvector: [d] of length 1)
 
-    Hints:
+    Hints (the next one: katas hint power_iteration 2):
         1. Normalise the vector after every multiplication: |lambda|^500 overflows float64.
-        2. Read the eigenvalue off the converged unit vector with the Rayleigh quotient v . (M v),
-           which keeps its sign; the norm of M v would lose it.
     """
     raise NotImplementedError
 
@@ -178,11 +168,9 @@ def diagonalize(matrix: Float[Tensor, "d d"]) -> tuple[Float[Tensor, "d"], Float
         matrix: [d, d]
         returns: (eigenvalues: [d], descending; eigenvectors: [d, d], column i goes with eigenvalue i)
 
-    Hints:
+    Hints (the next one: katas hint diagonalize 2):
         1. torch.linalg.eig handles non-symmetric matrices but returns complex tensors, in no
            particular order; here the imaginary parts are zero (keep .real).
-        2. Sort with torch.argsort(..., descending=True) and reorder the eigenvector COLUMNS with the
-           same permutation, so each column stays with its eigenvalue.
     """
     raise NotImplementedError
 
@@ -200,10 +188,8 @@ def matrix_power_via_eigen(matrix: Float[Tensor, "d d"], k: int) -> Float[Tensor
         k: a Python int
         returns: [d, d]
 
-    Hints:
+    Hints (the next one: katas hint matrix_power_via_eigen 2):
         1. Write A^k = (V D V^-1)(V D V^-1)...(V D V^-1): what happens to the V^-1 V in the middle?
-        2. A^k = V diag(lambda^k) V^-1: raise the eigenvalues (not V) to the k, and use V^-1, not
-           V^T, since V is not orthogonal.
     """
     raise NotImplementedError
 
@@ -221,10 +207,9 @@ def symmetric_eigendecomposition(
         matrix: [d, d], symmetric
         returns: (eigenvalues: [d], descending; eigenvectors: [d, d], orthonormal columns)
 
-    Hints:
+    Hints (the next one: katas hint symmetric_eigendecomposition 2):
         1. torch.linalg.eigh is made for symmetric matrices: real output, orthonormal eigenvectors,
            but eigenvalues in ASCENDING order.
-        2. Reverse the eigenvalues and the eigenvector columns together (torch.flip on the right dim).
     """
     raise NotImplementedError
 
@@ -246,12 +231,10 @@ def svd_via_eigh(
         matrix: [m, n], m > n, rank n
         returns: (U: [m, n], S: [n] descending, V: [n, n]); note V, not V^T
 
-    Hints:
+    Hints (the next one: katas hint svd_via_eigh 2):
         1. Which of A^T A [n, n] and A A^T [m, m] has the size of V? Diagonalise it with
            torch.linalg.eigh, reverse to descending order, and take square roots (clamp tiny
            negative round-off to 0 first).
-        2. A v_i = s_i u_i gives U = A V / S (column i divided by s_i): the signs of U then match
-           those of V automatically.
     """
     raise NotImplementedError
 
@@ -268,10 +251,9 @@ def low_rank_approximation(matrix: Float[Tensor, "m n"], k: int) -> Float[Tensor
         k: 0 <= k <= min(m, n)
         returns: [m, n]
 
-    Hints:
-        1. torch.linalg.svd(A, full_matrices=False) returns U, S, Vh with A = U diag(S) Vh and S
-           already in descending order.
-        2. Keep the first k columns of U, the first k values of S and the first k ROWS of Vh.
+    Hints (the next one: katas hint low_rank_approximation 2):
+        1. The SVD writes A as a sum of rank-1 pieces s_i u_i v_i^T, largest singular value first: which of
+           them does the best rank-k matrix keep?
     """
     raise NotImplementedError
 
@@ -288,9 +270,8 @@ def rank_k_approximation_error(matrix: Float[Tensor, "m n"], k: int) -> Float[Te
         k: 0 <= k <= min(m, n)
         returns: [] (a 0-d tensor)
 
-    Hints:
+    Hints (the next one: katas hint rank_k_approximation_error 2):
         1. torch.linalg.svdvals gives the singular values, descending. Which ones does A_k keep?
-        2. A_k keeps indices 0..k-1, so the error is sqrt(sum of s_i^2 for i >= k).
     """
     raise NotImplementedError
 
@@ -309,10 +290,8 @@ def pseudo_inverse(matrix: Float[Tensor, "m n"], rtol: float = 1e-10) -> Float[T
         rtol: relative threshold below which a singular value counts as zero
         returns: [n, m]
 
-    Hints:
+    Hints (the next one: katas hint pseudo_inverse 2):
         1. Inverting a singular value of 1e-17 gives 1e17, not zero: threshold first.
-        2. torch.linalg.svd(A, full_matrices=False) gives U, S, Vh; build S+ with torch.where on the
-           test "s > rtol * largest", then multiply in the order V diag(S+) U^T (V is Vh transposed).
     """
     raise NotImplementedError
 
@@ -336,10 +315,8 @@ def qk_circuit(
         W_K: [d_model, d_head]
         returns: [d_model, d_model], entry [i, j] weighs query direction i against key direction j
 
-    Hints:
+    Hints (the next one: katas hint qk_circuit 2):
         1. Write the score of one query and one key as a single matrix sandwiched between x_q and x_k.
-        2. Queries sit on the left, keys on the right: W_Q times the transpose of W_K, not the
-           other way round (the circuit is not symmetric).
     """
     raise NotImplementedError
 
@@ -360,9 +337,7 @@ def change_head_basis(
         M: [d_head, d_head], invertible
         returns: (new W_Q: [d_model, d_head], new W_K: [d_model, d_head])
 
-    Hints:
+    Hints (the next one: katas hint change_head_basis 2):
         1. Write (W_Q M) (W_K X)^T and ask which X makes the middle M X^T the identity.
-        2. X = (M^-1)^T, i.e. new W_K = W_K M^-T; for orthogonal M that is M itself. Get it with
-           torch.linalg.solve (or inv) rather than by hand.
     """
     raise NotImplementedError

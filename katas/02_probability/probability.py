@@ -22,9 +22,8 @@ def discrete_mean(values: Float[Tensor, "k"], probs: Float[Tensor, "batch k"]) -
         probs: [batch, k], row b is the pmf of the b-th distribution
         returns: [batch], E[X] under each distribution
 
-    Hints:
+    Hints (the next one: katas hint discrete_mean 2):
         1. The expectation is not the plain average of the values: each value counts as much as it is likely.
-        2. E[X] = sum_j p_j x_j: multiply (broadcasting values over the batch) and sum over the value axis.
     """
     raise NotImplementedError
 
@@ -41,10 +40,9 @@ def discrete_variance(values: Float[Tensor, "k"], probs: Float[Tensor, "batch k"
         probs: [batch, k], row b is the pmf of the b-th distribution
         returns: [batch], Var[X] under each distribution
 
-    Hints:
+    Hints (the next one: katas hint discrete_variance 2):
         1. First find the mean of each distribution (one number per row), then average the squared
            distance of the values from it, weighted by their probabilities.
-        2. Keep the mean's value axis for broadcasting (unsqueeze, or keepdim=True) before subtracting it.
     """
     raise NotImplementedError
 
@@ -57,9 +55,8 @@ def sample_mean(x: Float[Tensor, "batch n"]) -> Float[Tensor, "batch"]:
         x: [batch, n], n observations per row
         returns: [batch], the mean of each row
 
-    Hints:
+    Hints (the next one: katas hint sample_mean 2):
         1. Which axis holds the observations? Reduce over that one only.
-        2. Sum over the last axis and divide by n (or use .mean with the right dim).
     """
     raise NotImplementedError
 
@@ -76,9 +73,8 @@ def sample_variance(x: Float[Tensor, "batch n"]) -> Float[Tensor, "batch"]:
         x: [batch, n], n >= 2 observations per row
         returns: [batch], the unbiased variance of each row
 
-    Hints:
+    Hints (the next one: katas hint sample_variance 2):
         1. Subtract each row's own mean (keep its axis so it broadcasts), square, then sum over the row.
-        2. Divide by n - 1, not n. (torch.var(correction=1) is the answer the tests compare with.)
     """
     raise NotImplementedError
 
@@ -91,9 +87,8 @@ def sample_std(x: Float[Tensor, "batch n"]) -> Float[Tensor, "batch"]:
         x: [batch, n], n >= 2 observations per row
         returns: [batch], the standard deviation of each row
 
-    Hints:
+    Hints (the next one: katas hint sample_std 2):
         1. The standard deviation has the units of x; the variance has units of x squared.
-        2. Take the square root of your unbiased sample variance (n - 1 in the denominator).
     """
     raise NotImplementedError
 
@@ -110,9 +105,9 @@ def normal_pdf(x: Float[Tensor, "*shape"], mu: Float[Tensor, ""], sigma: Float[T
         mu, sigma: [] (0-d tensors), sigma > 0
         returns: the shape of x
 
-    Hints:
-        1. Standardize first: z = (x - mu) / sigma counts how many standard deviations x is from the mean.
-        2. The density is exp(-z^2 / 2) divided by sigma * sqrt(2 pi) (math.pi, math.sqrt).
+    Hints (the next one: katas hint normal_pdf 2):
+        1. Standardize first: z, the distance from x to mu counted in standard deviations, turns the exponent
+           into -z^2 / 2.
     """
     raise NotImplementedError
 
@@ -132,9 +127,8 @@ def normal_log_pdf(
         mu, sigma: [] (0-d tensors), sigma > 0
         returns: the shape of x
 
-    Hints:
+    Hints (the next one: katas hint normal_log_pdf 2):
         1. The log of exp(something) is just that something: no exp is needed anywhere.
-        2. log p(x) = -z^2 / 2 - log(sigma) - log(2 pi) / 2, with z = (x - mu) / sigma.
     """
     raise NotImplementedError
 
@@ -154,9 +148,8 @@ def gaussian_log_likelihood(
         mu, sigma: [] (0-d tensors), sigma > 0
         returns: [] (a 0-d tensor)
 
-    Hints:
+    Hints (the next one: katas hint gaussian_log_likelihood 2):
         1. A product of many small densities underflows; a sum of log-densities does not.
-        2. Sum your normal_log_pdf over the data.
     """
     raise NotImplementedError
 
@@ -174,9 +167,8 @@ def gaussian_mle(data: Float[Tensor, "batch n"]) -> tuple[Float[Tensor, "batch"]
         data: [batch, n], each row is one data set of n observations
         returns: (mean [batch], variance [batch])
 
-    Hints:
+    Hints (the next one: katas hint gaussian_mle 2):
         1. Derive d/dmu and d/d(sigma^2) of the log likelihood and set them to zero; the mean comes out first.
-        2. The variance estimate is the average of (x - mean)^2 over the row: divide by n (correction=0).
     """
     raise NotImplementedError
 
@@ -195,10 +187,8 @@ def categorical_mle(outcomes: Int[Tensor, "batch n"], num_classes: int) -> Float
         num_classes: int, the number of classes k
         returns: [batch, num_classes], each row sums to 1 (float32)
 
-    Hints:
+    Hints (the next one: katas hint categorical_mle 2):
         1. First count how often each class occurs in each row; then turn counts into fractions.
-        2. torch.nn.functional.one_hot(outcomes, num_classes) summed over the observation axis gives the
-           counts; divide by n.
     """
     raise NotImplementedError
 
@@ -220,11 +210,9 @@ def fit_gaussian_by_gradient_ascent(
         data: [n], the observations
         returns: (mu [], variance []), 0-d tensors
 
-    Hints:
+    Hints (the next one: katas hint fit_gaussian_by_gradient_ascent 2):
         1. Make mu and log_sigma 0-d tensors with requires_grad=True; autograd gives the derivatives of your
            gaussian_log_likelihood (divided by n) with respect to both.
-        2. Each step: torch.autograd.grad(objective, (mu, log_sigma)), then new parameters = old + lr * gradient,
-           detached and with requires_grad again (ascent: plus, not minus). Return mu and exp(2 * log_sigma).
     """
     raise NotImplementedError
 
@@ -241,9 +229,8 @@ def log_softmax(logits: Float[Tensor, "batch k"]) -> Float[Tensor, "batch k"]:
         logits: [batch, k], one row of unnormalized log-probabilities per example
         returns: [batch, k], the log-probabilities; exp of each row sums to 1
 
-    Hints:
+    Hints (the next one: katas hint log_softmax 2):
         1. log softmax(l)_j = l_j - log(sum_i exp(l_i)): the second term is one number per row (log-sum-exp).
-        2. With m the row max (keepdim=True): log-sum-exp(l) = m + log(sum_i exp(l_i - m)).
     """
     raise NotImplementedError
 
@@ -260,10 +247,8 @@ def cross_entropy(logits: Float[Tensor, "batch k"], targets: Int[Tensor, "batch"
         targets: [batch], integer class indices in [0, k)
         returns: [] (0-d tensor), the mean over the batch
 
-    Hints:
+    Hints (the next one: katas hint cross_entropy 2):
         1. Start from your stable log_softmax, never from log(softmax(...)).
-        2. Pick each row's log-probability at its target (torch.gather, or indexing with
-           arange(batch) and targets), negate, and average.
     """
     raise NotImplementedError
 
@@ -278,9 +263,8 @@ def entropy(probs: Float[Tensor, "batch k"]) -> Float[Tensor, "batch"]:
         probs: [batch, k], each row a distribution (non-negative, sums to 1)
         returns: [batch], the entropy of each row
 
-    Hints:
+    Hints (the next one: katas hint entropy 2):
         1. 0 * log(0) is 0 * (-inf) = nan in floating point: those terms need special care.
-        2. torch.special.xlogy(p, p) computes p log p with the 0 log 0 = 0 convention.
     """
     raise NotImplementedError
 
@@ -296,9 +280,8 @@ def kl_divergence(p: Float[Tensor, "batch k"], q: Float[Tensor, "batch k"]) -> F
         p, q: [batch, k], each row a distribution
         returns: [batch], KL(p[b] || q[b]) in nats
 
-    Hints:
+    Hints (the next one: katas hint kl_divergence 2):
         1. KL(p || q) = sum_j p_j log p_j - sum_j p_j log q_j: a negative entropy plus a cross-entropy.
-        2. torch.special.xlogy(p, p) - torch.special.xlogy(p, q) handles the p_j = 0 terms for you.
     """
     raise NotImplementedError
 
@@ -316,9 +299,8 @@ def sample_exponential(uniforms: Float[Tensor, "n"], rate: float) -> Float[Tenso
         uniforms: [n], values in [0, 1)
         returns: [n], the exponential samples (>= 0)
 
-    Hints:
+    Hints (the next one: katas hint sample_exponential 2):
         1. Solve u = 1 - exp(-lambda x) for x.
-        2. x = -log(1 - u) / lambda; torch.log1p(-u) computes log(1 - u) accurately for small u.
     """
     raise NotImplementedError
 
@@ -336,10 +318,9 @@ def box_muller(u1: Float[Tensor, "n"], u2: Float[Tensor, "n"]) -> Float[Tensor, 
         u2: [n], values in [0, 1)
         returns: [2, n], row 0 = r cos(theta), row 1 = r sin(theta)
 
-    Hints:
+    Hints (the next one: katas hint box_muller 2):
         1. -2 log(u1) is exponentially distributed with mean 2, which is how a chi-squared with 2 degrees of
            freedom, x^2 + y^2 for two standard normals, is distributed: it is the squared radius.
-        2. Compute r and theta elementwise, then torch.stack the two coordinates along a new first axis.
     """
     raise NotImplementedError
 
@@ -357,9 +338,8 @@ def std_of_sample_means(samples: Float[Tensor, "repeats n"]) -> Float[Tensor, ""
         samples: [repeats, n], row r is the r-th experiment
         returns: [] (0-d tensor), the standard deviation of the repeats sample means
 
-    Hints:
+    Hints (the next one: katas hint std_of_sample_means 2):
         1. Two reductions over two different axes: first average within each experiment, then measure the
            spread across experiments.
-        2. Mean over the n axis gives [repeats]; then the std with correction=1 over the repeats.
     """
     raise NotImplementedError

@@ -28,11 +28,9 @@ def numerical_gradient(
         x: [n], float64, the point where the gradient is taken
         returns: [n], float64, the estimated gradient
 
-    Hints:
+    Hints (the next one: katas hint numerical_gradient 2):
         1. Move one coordinate at a time: the step along axis i is eps times the i-th standard basis
            vector (a row of torch.eye). Work on a copy, never on x in place.
-        2. Use (f(x + eps e_i) - f(x - eps e_i)) / (2 eps): its error shrinks like eps**2, whereas the
-           one-sided (f(x + eps e_i) - f(x)) / eps is only accurate to about eps.
     """
     raise NotImplementedError
 
@@ -55,10 +53,9 @@ def chain_rule(
         x: [n], the points where the derivative is taken
         returns: [n], h'(x) at each point
 
-    Hints:
+    Hints (the next one: katas hint chain_rule 2):
         1. The outer function's derivative is evaluated where the outer function is evaluated:
            not at x, but at the inner value g(x).
-        2. The chain rule: (f o g)'(x) = f'(g(x)) * g'(x).
     """
     raise NotImplementedError
 
@@ -79,10 +76,9 @@ def gradient_descent_step(
         lr: the learning rate (step size), a float
         returns: [d], the point after one step
 
-    Hints:
+    Hints (the next one: katas hint gradient_descent_step 2):
         1. Differentiate each term: b^T x is linear in x; for x^T A x, write it as a double sum
            over A[i, j] x[i] x[j] and differentiate with respect to x[k].
-        2. For symmetric A the gradient is A x - b. Descent means stepping against it.
     """
     raise NotImplementedError
 
@@ -101,9 +97,8 @@ def minimise_quadratic(A: Float[Tensor, "d d"], b: Float[Tensor, "d"], lr: float
         steps: how many steps to take (0 returns the starting point)
         returns: [d], the point after `steps` steps
 
-    Hints:
+    Hints (the next one: katas hint minimise_quadratic 2):
         1. Start from zeros shaped like b (same dtype) and repeat the previous kata's step.
-        2. A plain loop `for _ in range(steps)` that overwrites x each time; exactly `steps` steps.
     """
     raise NotImplementedError
 
@@ -126,12 +121,9 @@ def linear_backward(
         grad_out: [batch, d_out], dL/dy
         returns: (grad_x [batch, d_in], grad_W [d_out, d_in], grad_b [d_out])
 
-    Hints:
+    Hints (the next one: katas hint linear_backward 2):
         1. Each gradient has the shape of the thing it is the gradient of; let the shapes tell you
            which matrices to multiply and which to transpose.
-        2. y[n, o] = sum_i x[n, i] W[o, i] + b[o]. So grad_x = grad_out @ W, grad_W sums
-           grad_out[n, o] x[n, i] over the batch, and b is added to every row, so grad_b sums
-           grad_out over the batch.
     """
     raise NotImplementedError
 
@@ -147,10 +139,9 @@ def relu_backward(x: Float[Tensor, "*shape"], grad_out: Float[Tensor, "*shape"])
         grad_out: same shape, dL/d relu(x)
         returns: same shape, dL/dx
 
-    Hints:
+    Hints (the next one: katas hint relu_backward 2):
         1. The local derivative is 1 where the input was positive and 0 elsewhere: the ReLU lets
            the gradient through or blocks it, it never scales it.
-        2. Multiply grad_out by the mask (x > 0), strictly greater.
     """
     raise NotImplementedError
 
@@ -164,9 +155,8 @@ def tanh_backward(x: Float[Tensor, "*shape"], grad_out: Float[Tensor, "*shape"])
         grad_out: same shape, dL/d tanh(x)
         returns: same shape, dL/dx
 
-    Hints:
+    Hints (the next one: katas hint tanh_backward 2):
         1. The derivative of tanh is easiest to write in terms of tanh's own output.
-        2. d tanh(x)/dx = 1 - tanh(x)**2: square the output, not the input.
     """
     raise NotImplementedError
 
@@ -185,11 +175,9 @@ def softmax_cross_entropy_backward(
         targets: [batch], integer class indices in [0, classes)
         returns: [batch, classes], dL/dlogits
 
-    Hints:
+    Hints (the next one: katas hint softmax_cross_entropy_backward 2):
         1. For a single example, the gradient of -log softmax(z)[t] with respect to z is
            softmax(z) minus the one-hot vector of t. Softmax over the classes axis.
-        2. The loss is a mean over the batch, so each row's gradient is also divided by the batch
-           size. F.one_hot(targets, classes) builds the one-hot rows.
     """
     raise NotImplementedError
 
@@ -222,12 +210,9 @@ def mlp_forward_backward(
         W2: [classes, d_hidden], b2: [classes]
         returns: (loss [] (0-d), grad_W1, grad_b1, grad_W2, grad_b2), each gradient shaped like its parameter
 
-    Hints:
+    Hints (the next one: katas hint mlp_forward_backward 2):
         1. Keep the intermediate values of the forward pass (pre-activation, hidden activation,
            logits): each backward step needs the input of the layer it goes back through.
-        2. Walk back from the loss: cross-entropy gives dL/dlogits, the second linear layer gives
-           dL/dW2, dL/db2 and dL/dhidden, the ReLU (at the pre-activation) turns that into
-           dL/dpre-activation, and the first linear layer gives dL/dW1 and dL/db1.
     """
     raise NotImplementedError
 
@@ -250,15 +235,10 @@ class Value:
         scalars: `data` and `grad` are Python floats; `other` is a Value or a plain number, which
         the operation wraps in a Value (a constant: nobody reads its gradient).
 
-    Hints:
+    Hints (the next one: katas hint Value 2):
         1. A value can feed several operations, or one operation twice (a * a): its gradient is the
            sum of the contributions of every use, so each `_backward` must add to `.grad` with +=,
            never overwrite it.
-        2. The local derivatives: d(a+b) = 1 for each operand, d(a*b)/da = b, d(a**k)/da =
-           k a**(k-1), exp' = exp (the output), tanh' = 1 - tanh**2 (the output), relu' = 1 if the
-           input is > 0 else 0. Define `_backward` as a closure after creating `out` so it sees
-           out.grad at the time it is called, and the reversed operations by reusing the others
-           (a - b = a + (-b), a / b = a * b**-1, 2 + a = a + 2).
     """
 
     def __init__(self, data: float, _children: tuple["Value", ...] = ()):
@@ -349,11 +329,9 @@ def topological_order(root: Value) -> list[Value]:
         root: a Value (a scalar)
         returns: a list of Values, children before parents, root last
 
-    Hints:
+    Hints (the next one: katas hint topological_order 2):
         1. Depth-first search with a set of visited nodes: visit all of a node's children before
            you write the node down.
-        2. Append a node to the list after the recursive calls on its children return (post-order),
-           not before: writing it down first puts parents before children.
     """
     raise NotImplementedError
 
@@ -371,11 +349,9 @@ def jacobian(f: Callable[[Float[Tensor, "n"]], Float[Tensor, "m"]], x: Float[Ten
         x: [n]
         returns: [m, n], row i is the gradient of f(x)[i]
 
-    Hints:
-        1. Make a leaf that requires grad (x.detach().requires_grad_()), run f once, then ask
-           torch.autograd.grad for the gradient of each output entry in turn.
-        2. The graph is freed after a backward pass unless you pass retain_graph=True; stack the
-           m rows with torch.stack.
+    Hints (the next one: katas hint jacobian 2):
+        1. Reverse mode gives the gradient of one scalar per backward pass: run f once, then take the gradient
+           of each output entry in turn, with respect to x.
     """
     raise NotImplementedError
 
@@ -400,8 +376,7 @@ def jvp(
         v: [n], float64, the direction
         returns: [m], float64, J(x) @ v
 
-    Hints:
+    Hints (the next one: katas hint jvp 2):
         1. Restrict f to the line through x along v: g(t) = f(x + t v). J v is g'(0).
-        2. Estimate g'(0) by the central difference (g(eps) - g(-eps)) / (2 eps).
     """
     raise NotImplementedError

@@ -22,9 +22,8 @@ def flatten_images(images: Float[Tensor, "batch c h w"]) -> Float[Tensor, "batch
         images: [batch, c, h, w]
         returns: [batch, c * h * w]
 
-    Hints:
+    Hints (the next one: katas hint flatten_images 2):
         1. The batch axis stays; the three others become a single axis.
-        2. einops.rearrange with a group on the right-hand side: "(c h w)" merges them, in that order.
     """
     raise NotImplementedError
 
@@ -39,10 +38,8 @@ def unflatten_images(flat: Float[Tensor, "batch features"], c: int, h: int, w: i
         flat: [batch, c * h * w]
         returns: [batch, c, h, w]
 
-    Hints:
+    Hints (the next one: katas hint unflatten_images 2):
         1. The group is now on the left-hand side; einops needs the sizes of all but one of its axes.
-        2. einops.rearrange(flat, pattern, c=c, h=h, w=w) with "(c h w)" on the left, in the same order as
-           it was flattened.
     """
     raise NotImplementedError
 
@@ -58,10 +55,9 @@ def image_grid(images: Float[Tensor, "batch c h w"], rows: int) -> Float[Tensor,
         images: [rows * cols, c, h, w]
         returns: [c, rows * h, cols * w]
 
-    Hints:
-        1. Split the batch axis into (rows cols), then merge rows with h and cols with w.
-        2. In "(rows h)" the row of the grid varies slowest, the pixel row inside an image fastest:
-           write the groups in that order, and pass rows=rows.
+    Hints (the next one: katas hint image_grid 2):
+        1. The batch axis is really two axes, the grid row and the grid column of each image: split it, then
+           merge each with the matching pixel axis.
     """
     raise NotImplementedError
 
@@ -74,9 +70,8 @@ def swap_last_two_axes(x: Float[Tensor, "*batch m n"]) -> Float[Tensor, "*batch 
         x: [*batch, m, n], any number of leading axes (even none)
         returns: [*batch, n, m]
 
-    Hints:
+    Hints (the next one: katas hint swap_last_two_axes 2):
         1. You do not know how many leading axes there are, so you cannot name them one by one.
-        2. einops patterns accept "..." for "all the other axes, left as they are".
     """
     raise NotImplementedError
 
@@ -89,9 +84,8 @@ def channels_last(images: Float[Tensor, "batch c h w"]) -> Float[Tensor, "batch 
         images: [batch, c, h, w]
         returns: [batch, h, w, c]
 
-    Hints:
+    Hints (the next one: katas hint channels_last 2):
         1. No axis is split or merged: it is a pure permutation.
-        2. einops.rearrange with the same four names on both sides, in the new order.
     """
     raise NotImplementedError
 
@@ -104,9 +98,8 @@ def channels_first(images: Float[Tensor, "batch h w c"]) -> Float[Tensor, "batch
         images: [batch, h, w, c]
         returns: [batch, c, h, w]
 
-    Hints:
+    Hints (the next one: katas hint channels_first 2):
         1. The inverse permutation of channels_last.
-        2. einops.rearrange; name the axes, and read the pattern aloud to check it.
     """
     raise NotImplementedError
 
@@ -121,9 +114,8 @@ def max_pool(images: Float[Tensor, "batch c h w"], size: int = 2) -> Float[Tenso
         images: [batch, c, h, w]
         returns: [batch, c, h // size, w // size]
 
-    Hints:
+    Hints (the next one: katas hint max_pool 2):
         1. Split h into (block row, row inside the block), the same for w, and reduce over the two inner axes.
-        2. einops.reduce with "(h dh)" (block index first, offset inside the block last), dh=size, and "max".
     """
     raise NotImplementedError
 
@@ -138,9 +130,8 @@ def mean_pool(images: Float[Tensor, "batch c h w"], size: int = 2) -> Float[Tens
         images: [batch, c, h, w]
         returns: [batch, c, h // size, w // size]
 
-    Hints:
+    Hints (the next one: katas hint mean_pool 2):
         1. The same split as max_pool; only the reduction changes.
-        2. einops.reduce(..., "mean"); a block is size consecutive rows by size consecutive columns.
     """
     raise NotImplementedError
 
@@ -155,10 +146,8 @@ def split_heads(x: Float[Tensor, "batch seq d_model"], n_heads: int) -> Float[Te
         x: [batch, seq, d_model], d_model = n_heads * d_head
         returns: [batch, n_heads, seq, d_head]
 
-    Hints:
+    Hints (the next one: katas hint split_heads 2):
         1. Each head is a contiguous slice of d_model: which of (head, feature-in-head) varies slowest?
-        2. einops.rearrange with "(n_heads d_head)" on the left, passing n_heads=n_heads, and the head axis
-           moved in front of seq.
     """
     raise NotImplementedError
 
@@ -171,9 +160,8 @@ def merge_heads(x: Float[Tensor, "batch n_heads seq d_head"]) -> Float[Tensor, "
         x: [batch, n_heads, seq, d_head]
         returns: [batch, seq, n_heads * d_head]
 
-    Hints:
+    Hints (the next one: katas hint merge_heads 2):
         1. The head axis goes back behind seq and merges with d_head.
-        2. The group must be "(n_heads d_head)", the order split_heads assumed, not "(d_head n_heads)".
     """
     raise NotImplementedError
 
@@ -187,9 +175,8 @@ def repeat_over_batch(pos_embed: Float[Tensor, "seq d_model"], batch: int) -> Fl
         batch: the number of copies
         returns: [batch, seq, d_model]
 
-    Hints:
+    Hints (the next one: katas hint repeat_over_batch 2):
         1. A new axis appears on the right-hand side that the left-hand side does not have.
-        2. einops.repeat with the new axis' size as a keyword argument.
     """
     raise NotImplementedError
 
@@ -207,10 +194,8 @@ def repeat_kv_heads(
         keys: [batch, kv_heads, seq, d_head]
         returns: [batch, kv_heads * n_rep, seq, d_head]
 
-    Hints:
+    Hints (the next one: katas hint repeat_kv_heads 2):
         1. Which of (key head, copy) must vary fastest along the new head axis?
-        2. einops.repeat with a group "(kv_heads n_rep)": the copy index last, so copies are adjacent;
-           "(n_rep kv_heads)" would tile the whole set of heads instead.
     """
     raise NotImplementedError
 
@@ -223,9 +208,8 @@ def upsample_nearest(images: Float[Tensor, "batch c h w"], factor: int) -> Float
         images: [batch, c, h, w]
         returns: [batch, c, h * factor, w * factor]
 
-    Hints:
+    Hints (the next one: katas hint upsample_nearest 2):
         1. The reverse of pooling: each output row is (input row, copy), the copy varying fastest.
-        2. einops.repeat with "(h fh)" and "(w fw)" on the right-hand side.
     """
     raise NotImplementedError
 
@@ -247,10 +231,8 @@ def pack_features(
         matrices: [batch, m, k]
         returns: [batch, 1 + n + m * k]
 
-    Hints:
+    Hints (the next one: katas hint pack_features 2):
         1. Each input keeps its batch axis and flattens everything else; then the pieces are concatenated.
-        2. einops.pack(list_of_tensors, "batch *") does both at once and also returns the shapes
-           needed to undo it (you only need the packed tensor here).
     """
     raise NotImplementedError
 
@@ -265,8 +247,7 @@ def unpack_features(
         packed: [batch, 1 + n + m * k]
         returns: (scalars [batch], vectors [batch, n], matrices [batch, m, k])
 
-    Hints:
+    Hints (the next one: katas hint unpack_features 2):
         1. einops.unpack needs, for each piece, the shape of its "*" part.
-        2. A scalar's "*" part is the empty shape (), a vector's is (n,), a matrix's is (m, k).
     """
     raise NotImplementedError

@@ -22,9 +22,8 @@ def trace(a: Float[Tensor, "n n"]) -> Float[Tensor, ""]:
         a: [n, n]
         returns: [] (a 0-d tensor)
 
-    Hints:
+    Hints (the next one: katas hint trace 2):
         1. Repeating an index in one operand walks the diagonal; an index missing on the right is summed.
-        2. One index, written twice in the left-hand side and not at all in the right-hand side.
     """
     raise NotImplementedError
 
@@ -38,9 +37,8 @@ def matrix_vector(a: Float[Tensor, "m n"], x: Float[Tensor, "n"]) -> Float[Tenso
         x: [n]
         returns: [m]
 
-    Hints:
+    Hints (the next one: katas hint matrix_vector 2):
         1. Output entry i is the sum over j of a[i, j] * x[j]: which index survives?
-        2. The index shared by a's columns and x is summed; the one of a's rows stays on the right.
     """
     raise NotImplementedError
 
@@ -54,9 +52,8 @@ def matrix_matrix(a: Float[Tensor, "m k"], b: Float[Tensor, "k n"]) -> Float[Ten
         b: [k, n]
         returns: [m, n]
 
-    Hints:
+    Hints (the next one: katas hint matrix_matrix 2):
         1. Entry (i, j) sums a[i, l] * b[l, j] over l.
-        2. The inner index appears in both operands and not on the right; the row and column indices stay.
     """
     raise NotImplementedError
 
@@ -69,9 +66,8 @@ def inner(x: Float[Tensor, "n"], y: Float[Tensor, "n"]) -> Float[Tensor, ""]:
         x, y: [n]
         returns: [] (a 0-d tensor)
 
-    Hints:
+    Hints (the next one: katas hint inner 2):
         1. Same index in both operands, and nothing on the right.
-        2. einsum multiplies the entries that share index values and sums every index absent on the right.
     """
     raise NotImplementedError
 
@@ -85,9 +81,8 @@ def outer(x: Float[Tensor, "m"], y: Float[Tensor, "n"]) -> Float[Tensor, "m n"]:
         y: [n]
         returns: [m, n]
 
-    Hints:
+    Hints (the next one: katas hint outer 2):
         1. Unlike the inner product, no index is shared and none is summed.
-        2. Give each vector its own index and keep both on the right, x's first.
     """
     raise NotImplementedError
 
@@ -101,9 +96,8 @@ def batched_matmul(a: Float[Tensor, "batch m k"], b: Float[Tensor, "batch k n"])
         b: [batch, k, n]
         returns: [batch, m, n]
 
-    Hints:
+    Hints (the next one: katas hint batched_matmul 2):
         1. The batch index appears in both operands and on the right: it is matched, not summed.
-        2. Add a batch index in front of the matrix product's indices, on all three sides.
     """
     raise NotImplementedError
 
@@ -122,9 +116,8 @@ def bilinear_form(
         y: [batch, n]
         returns: [batch]
 
-    Hints:
+    Hints (the next one: katas hint bilinear_form 2):
         1. x^T A y = sum over i, j of x[i] * A[i, j] * y[j]; einsum takes three operands as easily as two.
-        2. x's index is A's first index, y's is A's second; only the batch index stays on the right.
     """
     raise NotImplementedError
 
@@ -142,10 +135,8 @@ def attention_scores(
         k: [batch, head, k_pos, d_head]
         returns: [batch, head, q_pos, k_pos]
 
-    Hints:
+    Hints (the next one: katas hint attention_scores 2):
         1. batch and head are matched, d_head is summed, q_pos and k_pos both stay.
-        2. With einops.einsum you can write the pattern with the same names as the shapes above;
-           mind the order of q_pos and k_pos on the right.
     """
     raise NotImplementedError
 
@@ -161,9 +152,8 @@ def weighted_values(
         v: [batch, head, k_pos, d_head]
         returns: [batch, head, q_pos, d_head]
 
-    Hints:
+    Hints (the next one: katas hint weighted_values 2):
         1. Which index is shared by the pattern and the values, and disappears?
-        2. k_pos is summed; batch and head are matched; q_pos and d_head stay.
     """
     raise NotImplementedError
 
@@ -177,9 +167,8 @@ def contract_two_axes(a: Float[Tensor, "i j k"], b: Float[Tensor, "j k l"]) -> F
         b: [j, k, l]
         returns: [i, l]
 
-    Hints:
+    Hints (the next one: katas hint contract_two_axes 2):
         1. Summing over two indices is no harder than over one: leave both off the right-hand side.
-        2. Name the indices as in the task (i, j, k, l); only i and l stay on the right.
     """
     raise NotImplementedError
 
@@ -192,9 +181,8 @@ def batched_diagonal(a: Float[Tensor, "batch n n"]) -> Float[Tensor, "batch n"]:
         a: [batch, n, n]
         returns: [batch, n]
 
-    Hints:
+    Hints (the next one: katas hint batched_diagonal 2):
         1. Like the trace, but the repeated index is kept instead of summed.
-        2. Write the matrix index twice on the left and once on the right, next to the batch index.
     """
     raise NotImplementedError
 
@@ -207,8 +195,7 @@ def column_sums(x: Float[Tensor, "rows cols"]) -> Float[Tensor, "cols"]:
         x: [rows, cols]
         returns: [cols]
 
-    Hints:
+    Hints (the next one: katas hint column_sums 2):
         1. An index that does not appear on the right is summed over.
-        2. Keep only the column index on the right.
     """
     raise NotImplementedError

@@ -26,10 +26,8 @@ def least_squares_normal_equations(
         y: [n, d_out]
         returns: (W [d_out, d_in], b [d_out])
 
-    Hints:
+    Hints (the next one: katas hint least_squares_normal_equations 2):
         1. Without the column of ones the line is forced through the origin: the bias cannot be fitted.
-        2. Solve the normal equations with torch.linalg.solve (never invert); B has shape [d_in + 1, d_out],
-           its last row is b and the rest, transposed, is W.
     """
     raise NotImplementedError
 
@@ -48,9 +46,8 @@ def least_squares_lstsq(
         y: [n, d_out]
         returns: (W [d_out, d_in], b [d_out])
 
-    Hints:
+    Hints (the next one: katas hint least_squares_lstsq 2):
         1. The bias still needs its column of ones.
-        2. torch.linalg.lstsq(A, B) solves A X ~ B and returns a named tuple: the answer is its .solution.
     """
     raise NotImplementedError
 
@@ -65,9 +62,8 @@ class LinearModel(nn.Module):
         weight: [d_out, d_in]    bias: [d_out]
         forward(x): [batch, d_in] -> [batch, d_out]
 
-    Hints:
+    Hints (the next one: katas hint LinearModel 2):
         1. Each output is a weighted sum of the inputs plus its bias: which way round does weight go?
-        2. weight is [d_out, d_in] and x is [batch, d_in]: multiply x by the transpose of weight, then add bias.
     """
 
     def __init__(self, d_in: int, d_out: int):
@@ -88,9 +84,8 @@ def default_device() -> torch.device:
     Shapes:
         returns: a torch.device (not a string)
 
-    Hints:
+    Hints (the next one: katas hint default_device 2):
         1. torch.cuda has a function that says whether a CUDA GPU can be used.
-        2. Build torch.device("cuda") or torch.device("cpu") accordingly.
     """
     raise NotImplementedError
 
@@ -113,10 +108,7 @@ def train_linear_model(
         x: [n, d_in], y: [n, d_out], on any device
         returns: the trained LinearModel, on `device`
 
-    Hints:
-        1. Model and data must live on the same device: .to(device) both. One step is: clear the old
-           gradients, compute the loss, backpropagate, let the optimizer update the parameters.
-        2. loss.backward() adds to .grad: without optimizer.zero_grad() each step uses the sum of all
-           gradients so far, and gradient descent stops converging.
+    Hints (the next one: katas hint train_linear_model 2):
+        1. Model and data must live on the same device: move both there before training.
     """
     raise NotImplementedError

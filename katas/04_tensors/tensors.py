@@ -26,9 +26,8 @@ def null_vector(n: int) -> Float[Tensor, "n"]:
     Shapes:
         returns: [n], float32
 
-    Hints:
+    Hints (the next one: katas hint null_vector 2):
         1. torch has a constructor for each common fill value.
-        2. torch.zeros takes the shape; without a dtype it gives float32, torch's default.
     """
     raise NotImplementedError
 
@@ -44,9 +43,8 @@ def memory_size_in_bytes(x: Shaped[Tensor, "..."]) -> int:
         x: any shape, any dtype
         returns: a Python int
 
-    Hints:
+    Hints (the next one: katas hint memory_size_in_bytes 2):
         1. Bytes = how many elements times how many bytes one element takes.
-        2. Tensor.numel() and Tensor.element_size(); the storage's own size counts the parent's elements too.
     """
     raise NotImplementedError
 
@@ -61,9 +59,8 @@ def null_vector_with_one(n: int, index: int) -> Float[Tensor, "n"]:
     Shapes:
         returns: [n], float32
 
-    Hints:
+    Hints (the next one: katas hint null_vector_with_one 2):
         1. Start from zeros and change one element.
-        2. Assign through indexing, `v[index] = ...`, which also understands negative indices.
     """
     raise NotImplementedError
 
@@ -77,9 +74,9 @@ def range_inclusive(start: int, stop: int) -> Int[Tensor, "n"]:
     Shapes:
         returns: [stop - start + 1], int64
 
-    Hints:
-        1. Like Python's range, torch.arange leaves out its end.
-        2. torch.arange(a, b) with integer arguments gives int64 values a, ..., b - 1.
+    Hints (the next one: katas hint range_inclusive 2):
+        1. Like Python's range, torch's counterpart leaves out its end: which end must you pass to get `stop`
+           included?
     """
     raise NotImplementedError
 
@@ -92,9 +89,8 @@ def reverse(x: Float[Tensor, "n"]) -> Float[Tensor, "n"]:
         x: [n]
         returns: [n]
 
-    Hints:
+    Hints (the next one: katas hint reverse 2):
         1. numpy's `x[::-1]` does not work in torch: tensors refuse negative slice steps.
-        2. torch.flip takes the dimensions to reverse.
     """
     raise NotImplementedError
 
@@ -108,10 +104,8 @@ def arange_matrix(rows: int, cols: int) -> Int[Tensor, "rows cols"]:
     Shapes:
         returns: [rows, cols], int64
 
-    Hints:
+    Hints (the next one: katas hint arange_matrix 2):
         1. Make the flat sequence first, then give it a shape.
-        2. Reshaping reads elements in row-major order (last index fastest): einops.rearrange with
-           "(r c) -> r c", or Tensor.reshape.
     """
     raise NotImplementedError
 
@@ -126,9 +120,8 @@ def nonzero_indices(x: Real[Tensor, "n"]) -> Int[Tensor, "k"]:
         x: [n]
         returns: [k], int64, k = number of non-zero elements
 
-    Hints:
+    Hints (the next one: katas hint nonzero_indices 2):
         1. torch.nonzero exists, but look at the shape it returns: one row per hit, one column per dimension.
-        2. Drop the size-1 column (rearrange "k 1 -> k"), or ask torch.nonzero for a tuple (as_tuple=True).
     """
     raise NotImplementedError
 
@@ -140,9 +133,8 @@ def identity(n: int) -> Float[Tensor, "n n"]:
     Shapes:
         returns: [n, n], float32
 
-    Hints:
+    Hints (the next one: katas hint identity 2):
         1. Ones on the diagonal, zeros elsewhere.
-        2. torch.eye.
     """
     raise NotImplementedError
 
@@ -157,9 +149,9 @@ def random_cube(size: int, generator: torch.Generator) -> Float[Tensor, "size si
     Shapes:
         returns: [size, size, size], float32
 
-    Hints:
-        1. torch.rand draws uniformly from [0, 1), torch.randn from a standard normal: which one?
-        2. torch's random functions take a `generator=` keyword.
+    Hints (the next one: katas hint random_cube 2):
+        1. Uniform on [0, 1) or standard normal? torch has a sampling function for each, in the 'Random
+           sampling' list of its docs.
     """
     raise NotImplementedError
 
@@ -172,9 +164,8 @@ def min_and_max(x: Float[Tensor, "rows cols"]) -> tuple[Float[Tensor, ""], Float
         x: [rows, cols]
         returns: two 0-d tensors, (min, max)
 
-    Hints:
+    Hints (the next one: katas hint min_and_max 2):
         1. With a `dim` argument, min and max reduce one axis and return values and indices; without, the whole tensor.
-        2. x.min() and x.max(), or torch.aminmax(x).
     """
     raise NotImplementedError
 
@@ -189,9 +180,8 @@ def mean_value(x: Real[Tensor, "n"]) -> Float[Tensor, ""]:
         x: [n], any integer or float dtype
         returns: 0-d float tensor (float32 for integer input, x's dtype for float input)
 
-    Hints:
+    Hints (the next one: katas hint mean_value 2):
         1. Try torch.mean on torch.arange(4) and read the error.
-        2. Convert integers to float before averaging (Tensor.float()); keep float input as it is.
     """
     raise NotImplementedError
 
@@ -203,9 +193,8 @@ def border_of_ones(rows: int, cols: int) -> Float[Tensor, "rows cols"]:
     Shapes:
         returns: [rows, cols], float32
 
-    Hints:
+    Hints (the next one: katas hint border_of_ones 2):
         1. Start from all ones and clear the inside, or from zeros and set the four edges.
-        2. The inside is every row but the first and last, every column but the first and last: slice 1:-1.
     """
     raise NotImplementedError
 
@@ -218,9 +207,9 @@ def pad_with_zeros(x: Float[Tensor, "rows cols"], width: int) -> Float[Tensor, "
         x: [rows, cols]
         returns: [rows + 2*width, cols + 2*width]
 
-    Hints:
-        1. torch.nn.functional.pad pads the last dimensions of a tensor.
-        2. Its `pad` tuple lists (left, right) for the last dimension first, then (top, bottom) for the one before.
+    Hints (the next one: katas hint pad_with_zeros 2):
+        1. Rather than building a bigger zero matrix and copying x into it, look for the padding function
+           among torch.nn.functional's operations.
     """
     raise NotImplementedError
 
@@ -237,9 +226,8 @@ def nan_aware_equal(a: Float[Tensor, "n"], b: Float[Tensor, "n"]) -> Bool[Tensor
         a, b: [n]
         returns: [n], bool
 
-    Hints:
+    Hints (the next one: katas hint nan_aware_equal 2):
         1. `==` already handles every pair except NaN with NaN: treat that case separately.
-        2. torch.isnan finds the NaNs; combine boolean tensors with `|` and `&`, not `or` and `and`.
     """
     raise NotImplementedError
 
@@ -254,9 +242,8 @@ def below_diagonal(values: Float[Tensor, "k"]) -> Float[Tensor, "k+1 k+1"]:
         values: [k]
         returns: [k + 1, k + 1]
 
-    Hints:
-        1. torch.diag turns a vector into a diagonal matrix, and takes an offset.
-        2. A negative offset puts the vector below the main diagonal, a positive one above.
+    Hints (the next one: katas hint below_diagonal 2):
+        1. This is a diagonal matrix whose diagonal is shifted one step down, off the main diagonal.
     """
     raise NotImplementedError
 
@@ -270,9 +257,8 @@ def checkerboard(rows: int, cols: int) -> Int[Tensor, "rows cols"]:
     Shapes:
         returns: [rows, cols], int64
 
-    Hints:
+    Hints (the next one: katas hint checkerboard 2):
         1. The colour of a square depends only on the parity of row index + column index.
-        2. Add a column of row indices [rows, 1] to a row of column indices [cols] (broadcasting), then take % 2.
     """
     raise NotImplementedError
 
@@ -288,10 +274,9 @@ def unravel_index(flat_indices: Int[Tensor, "n"], shape: tuple[int, ...]) -> Int
         flat_indices: [n], each in [0, prod(shape))
         returns: [n, len(shape)], row i holds the coordinates of flat_indices[i]
 
-    Hints:
+    Hints (the next one: katas hint unravel_index 2):
         1. Peel coordinates off from the last axis: the remainder by its size is the last coordinate,
            the quotient is the flat index in the remaining axes.
-        2. torch.unravel_index does it and returns one tensor per axis; stack them along the last dimension.
     """
     raise NotImplementedError
 
@@ -307,10 +292,8 @@ def tile_pattern(pattern: Shaped[Tensor, "p q"], times_down: int, times_across: 
         pattern: [p, q]
         returns: [times_down * p, times_across * q]
 
-    Hints:
+    Hints (the next one: katas hint tile_pattern 2):
         1. torch.repeat_interleave is numpy's repeat (each element k times), not numpy's tile.
-        2. Tensor.repeat tiles. With einops.repeat, the order inside a group matters: the copy axis must
-           come before (outside) the pattern's own axis.
     """
     raise NotImplementedError
 
@@ -326,9 +309,8 @@ def normalize(x: Float[Tensor, "rows cols"]) -> Float[Tensor, "rows cols"]:
         x: [rows, cols]
         returns: [rows, cols]
 
-    Hints:
+    Hints (the next one: katas hint normalize 2):
         1. Subtract the mean, divide by the standard deviation; both over every element.
-        2. torch.std divides by N - 1 unless told otherwise: pass correction=0 to divide by N as np.std does.
     """
     raise NotImplementedError
 
@@ -344,9 +326,8 @@ def average_colors(a: UInt8[Tensor, "n 4"], b: UInt8[Tensor, "n 4"]) -> UInt8[Te
         a, b: [n, 4], uint8, channels in [0, 255]
         returns: [n, 4], uint8, (a + b) // 2 computed without overflow
 
-    Hints:
+    Hints (the next one: katas hint average_colors 2):
         1. What is the largest value a + b can take, and does it fit in a byte?
-        2. Widen to a larger integer dtype (Tensor.to(torch.int16)), add and floor-divide, then convert back to uint8.
     """
     raise NotImplementedError
 
@@ -360,9 +341,8 @@ def matrix_product(a: Float[Tensor, "rows inner"], b: Float[Tensor, "inner cols"
         b: [inner, cols]
         returns: [rows, cols]
 
-    Hints:
+    Hints (the next one: katas hint matrix_product 2):
         1. `*` multiplies element by element; the matrix product has its own operator.
-        2. a @ b (or torch.matmul).
     """
     raise NotImplementedError
 
@@ -378,9 +358,8 @@ def negate_between_in_place(x: Float[Tensor, "n"], low: float, high: float) -> F
         x: [n]
         returns: [n], the same tensor object as x
 
-    Hints:
+    Hints (the next one: katas hint negate_between_in_place 2):
         1. Build a boolean mask of the elements to change; `low < x < high` does not work on tensors.
-        2. Combine (x > low) and (x < high) with `&`, then assign through the mask: x[mask] *= -1.
     """
     raise NotImplementedError
 
@@ -397,9 +376,8 @@ def sum_with_start(x: Real[Tensor, "n"], start: float) -> Real[Tensor, ""]:
         x: [n]
         returns: 0-d tensor
 
-    Hints:
+    Hints (the next one: katas hint sum_with_start 2):
         1. Which parameter of torch.sum does a second positional argument fill?
-        2. Sum the whole tensor, then add `start` yourself.
     """
     raise NotImplementedError
 
@@ -416,9 +394,8 @@ def chained_comparison(a: Real[Tensor, "n"], b: Real[Tensor, "n"], c: Real[Tenso
         a, b, c: [n]
         returns: [n], bool, element i is True when a[i] < b[i] and b[i] > c[i]
 
-    Hints:
+    Hints (the next one: katas hint chained_comparison 2):
         1. Compute each comparison separately: each gives a boolean tensor.
-        2. `&` is the element-wise and of two boolean tensors; `and` asks each tensor for one True/False.
     """
     raise NotImplementedError
 
@@ -434,9 +411,8 @@ def divide_integers(numerator: Int[Tensor, "n"], denominator: Int[Tensor, "n"]) 
         numerator, denominator: [n], integers
         returns: [n], floating point
 
-    Hints:
+    Hints (the next one: katas hint divide_integers 2):
         1. `//` floors, keeps integers, and in torch raises an error on division by zero.
-        2. True division `/` of integer tensors already gives floats (torch.true_divide).
     """
     raise NotImplementedError
 
@@ -451,9 +427,8 @@ def round_away_from_zero(x: Float[Tensor, "n"]) -> Float[Tensor, "n"]:
         x: [n]
         returns: [n], whole numbers in x's dtype
 
-    Hints:
+    Hints (the next one: katas hint round_away_from_zero 2):
         1. torch.ceil goes up and torch.floor goes down, whatever the sign: round the magnitude instead.
-        2. Apply ceil to x.abs(), then put the sign back with torch.copysign.
     """
     raise NotImplementedError
 
@@ -469,9 +444,8 @@ def round_half_away_from_zero(x: Float[Tensor, "n"]) -> Float[Tensor, "n"]:
         x: [n]
         returns: [n], whole numbers in x's dtype
 
-    Hints:
+    Hints (the next one: katas hint round_half_away_from_zero 2):
         1. Try torch.round on torch.tensor([0.5, 1.5, 2.5]) and compare with what you want.
-        2. Round the magnitude with floor(|x| + 0.5), then put the sign back with torch.copysign.
     """
     raise NotImplementedError
 
@@ -487,9 +461,8 @@ def common_values(a: Int[Tensor, "n"], b: Int[Tensor, "m"]) -> Int[Tensor, "k"]:
         b: [m]
         returns: [k], k = number of distinct common values (possibly 0)
 
-    Hints:
+    Hints (the next one: katas hint common_values 2):
         1. torch has no intersect1d: first keep the elements of `a` that occur in `b`.
-        2. torch.isin(a, b) gives that mask; torch.unique then drops repeats and sorts.
     """
     raise NotImplementedError
 
@@ -505,9 +478,8 @@ def complex_sqrt(x: Float[Tensor, "n"]) -> Complex[Tensor, "n"]:
         x: [n], real
         returns: [n], complex (complex64 for float32 input, complex128 for float64)
 
-    Hints:
+    Hints (the next one: katas hint complex_sqrt 2):
         1. The answer depends on the dtype you take the root in, not on the function.
-        2. Make x complex first, e.g. torch.complex(x, torch.zeros_like(x)), then apply torch.sqrt.
     """
     raise NotImplementedError
 
@@ -523,9 +495,8 @@ def neighbouring_days(days: Int[Tensor, "n"]) -> Int[Tensor, "n 3"]:
         days: [n], int64
         returns: [n, 3], int64
 
-    Hints:
+    Hints (the next one: katas hint neighbouring_days 2):
         1. Each row is days[i] plus the offsets [-1, 0, 1].
-        2. Broadcast a column of days [n, 1] against the offsets [3] (remember arange leaves out its end).
     """
     raise NotImplementedError
 
@@ -540,10 +511,9 @@ def days_of_month(year: int, month: int) -> Int[Tensor, "days"]:
     Shapes:
         returns: [days in that month], int64
 
-    Hints:
+    Hints (the next one: katas hint days_of_month 2):
         1. Find the day numbers of the first day of this month and of the next one; the answer is the
            range in between (end excluded).
-        2. Python's datetime.date subtracts into a timedelta whose .days you can use; torch.arange does the rest.
     """
     raise NotImplementedError
 
@@ -558,10 +528,9 @@ def in_place_expression(a: Float[Tensor, "n"], b: Float[Tensor, "n"]) -> Float[T
         a, b: [n]
         returns: [n], the same tensor object as a
 
-    Hints:
+    Hints (the next one: katas hint in_place_expression 2):
         1. In-place methods end with an underscore: add_, mul_, div_, neg_. Plan the order: once
            `a` is overwritten, its old value is gone.
-        2. Store a + b into b first; then turn a into -a / 2, and multiply it by b.
     """
     raise NotImplementedError
 
@@ -576,9 +545,8 @@ def integer_part(x: Float[Tensor, "n"]) -> Float[Tensor, "n"]:
         x: [n]
         returns: [n], x's dtype
 
-    Hints:
+    Hints (the next one: katas hint integer_part 2):
         1. floor(-2.7) is -3, and torch's `%` follows the sign of the divisor, so x - x % 1 floors too.
-        2. torch.trunc rounds toward zero (converting to int also does, but changes the dtype).
     """
     raise NotImplementedError
 
@@ -590,9 +558,8 @@ def row_ramp(rows: int, cols: int) -> Float[Tensor, "rows cols"]:
     Shapes:
         returns: [rows, cols], float32
 
-    Hints:
+    Hints (the next one: katas hint row_ramp 2):
         1. One row is an arange; the matrix is that row stacked `rows` times.
-        2. Add a [cols] arange to a [rows, cols] zero matrix (broadcasting), or einops.repeat it.
     """
     raise NotImplementedError
 
@@ -607,9 +574,8 @@ def tensor_from_generator(values: Iterator[int]) -> Int[Tensor, "n"]:
         values: an iterator of ints, consumed once
         returns: [number of values], int64
 
-    Hints:
+    Hints (the next one: katas hint tensor_from_generator 2):
         1. torch.tensor cannot read a generator, and an empty list becomes a float tensor.
-        2. Collect the values into a list, and give torch.tensor the dtype explicitly.
     """
     raise NotImplementedError
 
@@ -623,9 +589,8 @@ def open_unit_interval(n: int) -> Float[Tensor, "n"]:
     Shapes:
         returns: [n], float32
 
-    Hints:
+    Hints (the next one: katas hint open_unit_interval 2):
         1. torch.linspace includes both of its ends: how many points do you need so that dropping the two ends leaves n?
-        2. Take n + 2 points from 0 to 1 and slice off the first and the last.
     """
     raise NotImplementedError
 
@@ -638,9 +603,8 @@ def sort_ascending(x: Float[Tensor, "n"]) -> Float[Tensor, "n"]:
         x: [n]
         returns: [n]
 
-    Hints:
-        1. torch.sort returns two tensors, the sorted values and where each came from.
-        2. Keep only the `.values` of torch.sort (ascending is the default).
+    Hints (the next one: katas hint sort_ascending 2):
+        1. torch's sorting function returns two tensors, not one: the sorted values and where each came from.
     """
     raise NotImplementedError
 
@@ -655,9 +619,8 @@ def exactly_equal(a: Shaped[Tensor, "..."], b: Shaped[Tensor, "..."]) -> bool:
         a, b: any shapes
         returns: a Python bool
 
-    Hints:
+    Hints (the next one: katas hint exactly_equal 2):
         1. `(a == b).all()` broadcasts, and returns a tensor rather than a bool.
-        2. torch.equal compares shapes and elements and returns a Python bool.
     """
     raise NotImplementedError
 
@@ -674,9 +637,8 @@ def frozen_snapshot(x: Float[Tensor, "..."]) -> Float[Tensor, "..."]:
         x: any shape
         returns: x's shape
 
-    Hints:
-        1. Tensor.detach() leaves autograd but still shares x's memory; Tensor.clone() copies the
-           memory but stays in autograd.
-        2. You need both: chain them.
+    Hints (the next one: katas hint frozen_snapshot 2):
+        1. A snapshot must cut two links with x: the shared memory and the autograd history. Which Tensor
+           method cuts which?
     """
     raise NotImplementedError

@@ -28,10 +28,8 @@ def stable_softmax(x: Float[Tensor, "*batch n"]) -> Float[Tensor, "*batch n"]:
         x: [*batch, n]
         returns: [*batch, n], each row (over the last axis) non-negative and summing to 1
 
-    Hints:
+    Hints (the next one: katas hint stable_softmax 2):
         1. softmax(x) does not change if you subtract the same constant from every entry of a row.
-        2. Subtract the row maximum (x.amax(dim=-1, keepdim=True)) before exponentiating: the
-           largest exponent is then exp(0) = 1. Sum over dim=-1 with keepdim=True to divide.
     """
     raise NotImplementedError
 
@@ -49,10 +47,8 @@ def causal_mask(seq_len: int, device: torch.device | str | None = None) -> Bool[
     Shapes:
         returns: [seq_len, seq_len], boolean; row = query position, column = key position
 
-    Hints:
+    Hints (the next one: katas hint causal_mask 2):
         1. Draw the 4 x 4 mask: which triangle is True, and is the diagonal in it?
-        2. torch.tril keeps the lower triangle, diagonal included; apply it to a square of True
-           values created with dtype=torch.bool on `device`.
     """
     raise NotImplementedError
 
@@ -72,11 +68,8 @@ def attention_scores(
         k: [*batch, key_pos, d_head]
         returns: [*batch, query_pos, key_pos], entry [..., i, j] = q_i . k_j / sqrt(d_head)
 
-    Hints:
+    Hints (the next one: katas hint attention_scores 2):
         1. Which axis is summed over? Which two axes survive, in which order?
-        2. q @ k.transpose(-2, -1) (or einops.einsum with "..." for the batch axes) and divide by
-           sqrt(d_head), where d_head is q.shape[-1] (the size of a head, not of the model).
-           Scaling q before the product is cheaper than scaling the [query_pos, key_pos] result.
     """
     raise NotImplementedError
 
@@ -93,12 +86,8 @@ def apply_causal_mask(scores: Float[Tensor, "*batch query_pos key_pos"]) -> Floa
         scores: [*batch, query_pos, key_pos] with query_pos == key_pos
         returns: [*batch, query_pos, key_pos], equal to scores where the causal mask is True
 
-    Hints:
+    Hints (the next one: katas hint apply_causal_mask 2):
         1. Build the mask with your causal_mask on scores.device; it broadcasts over *batch.
-        2. torch.where(condition, scores, float("-inf")) keeps scores where condition is True;
-           scores.masked_fill(condition, value) writes value where it is True: mind which one
-           wants the causal mask and which its negation (~). float("-inf") (or
-           torch.finfo(scores.dtype).min) is a fill value every float dtype can hold.
     """
     raise NotImplementedError
 
@@ -126,11 +115,9 @@ def scaled_dot_product_attention(
         mask: [query_pos, key_pos] (broadcast over *batch), or None
         returns: [*batch, query_pos, d_value]
 
-    Hints:
+    Hints (the next one: katas hint scaled_dot_product_attention 2):
         1. Reuse your katas: attention_scores, then the masks, then a softmax over the KEY axis,
            then multiply by v. Mask before the softmax, never after.
-        2. A boolean mask is applied like the causal one (keep the scores where it is True, -inf
-           elsewhere); a float mask is simply added. torch.softmax(dim=-1) and @ do the rest.
     """
     raise NotImplementedError
 
@@ -147,12 +134,9 @@ def split_heads(x: Float[Tensor, "batch pos d_model"], n_heads: int) -> Float[Te
         x: [batch, pos, d_model], d_model = n_heads * d_head
         returns: [batch, n_heads, pos, d_head]
 
-    Hints:
+    Hints (the next one: katas hint split_heads 2):
         1. Feature f of x belongs to head f // d_head at offset f % d_head: which factor of
            d_model varies slowest?
-        2. einops.rearrange with a bracketed group (n_heads d_head) on the input side, passing
-           n_heads=n_heads so einops infers d_head. The group (d_head n_heads) also runs, and
-           silently mixes the heads.
     """
     raise NotImplementedError
 
@@ -166,10 +150,8 @@ def merge_heads(z: Float[Tensor, "batch n_heads pos d_head"]) -> Float[Tensor, "
         returns: [batch, pos, n_heads * d_head], features h * d_head ... (h + 1) * d_head - 1
         coming from head h
 
-    Hints:
+    Hints (the next one: katas hint merge_heads 2):
         1. It is the inverse of split_heads: merge_heads(split_heads(x, n)) == x.
-        2. einops.rearrange with the bracketed group on the output side this time; the order inside
-           the brackets decides which index varies fastest (the last one).
     """
     raise NotImplementedError
 
@@ -188,13 +170,9 @@ class MultiHeadAttention(nn.Module):
         pattern(x): [batch, pos, d_model] -> [batch, n_heads, query_pos, key_pos]
         forward(x): [batch, pos, d_model] -> [batch, pos, d_model]
 
-    Hints:
-        1. Compute q, k, v for all heads at once with einops.einsum over d_model, keeping the head
-           axis before pos: "batch pos d_model, n_heads d_model d_head -> batch n_heads pos d_head".
-           A bias [n_heads, d_head] broadcasts after indexing it as b[:, None].
-        2. pattern = softmax over key_pos of your attention_scores(q, k), passed through your
-           apply_causal_mask when self.causal; forward: z = pattern @ v per head, then
-           out = einsum of z with W_O summing over n_heads AND d_head, plus b_O.
+    Hints (the next one: katas hint MultiHeadAttention 2):
+        1. Give q, k and v a head axis in front of pos: then your attention_scores and apply_causal_mask work
+           on all heads at once.
     """
 
     def __init__(self, d_model: int, n_heads: int, d_head: int, causal: bool = True, init_range: float = 0.02):
@@ -234,10 +212,8 @@ def qk_circuit(
         W_Q, W_K: [n_heads, d_model, d_head]
         returns: [n_heads, d_model, d_model], rows indexed by the query side, columns by the key side
 
-    Hints:
+    Hints (the next one: katas hint qk_circuit 2):
         1. The result is d_model x d_model, so d_head is the axis summed over.
-        2. One einops.einsum summing over d_head and keeping n_heads; W_Q gives the rows. Swapping
-           W_Q and W_K gives the transpose, which is a different circuit.
     """
     raise NotImplementedError
 
@@ -256,10 +232,8 @@ def ov_circuit(
         W_O: [n_heads, d_head, d_model]
         returns: [n_heads, d_model, d_model], rows indexed by what is read, columns by what is written
 
-    Hints:
+    Hints (the next one: katas hint ov_circuit 2):
         1. Per head it is one matrix product; the head axis is a batch axis.
-        2. The @ operator treats the leading n_heads axis as a batch axis (or sum over d_head with
-           einops.einsum).
     """
     raise NotImplementedError
 
@@ -278,9 +252,8 @@ def most_attended_key(
         pattern: [batch, n_heads, query_pos, key_pos], probabilities over key_pos
         returns: [batch, n_heads, query_pos], integer key positions
 
-    Hints:
+    Hints (the next one: katas hint most_attended_key 2):
         1. Over which axis of the pattern do you look for the maximum?
-        2. torch.argmax returns the index (what you want), torch.max/amax the value.
     """
     raise NotImplementedError
 
@@ -296,10 +269,8 @@ def previous_token_score(pattern: Float[Tensor, "batch n_heads query_pos key_pos
         pattern: [batch, n_heads, pos, pos], causal attention probabilities
         returns: [n_heads]
 
-    Hints:
+    Hints (the next one: katas hint previous_token_score 2):
         1. The entries [i, i - 1] form a diagonal of the [pos, pos] pattern: which one, above or
            below the main diagonal? How many entries does it have?
-        2. torch.diagonal(pattern, offset=..., dim1=-2, dim2=-1) returns it as the last axis; then
-           average over batch and that axis.
     """
     raise NotImplementedError

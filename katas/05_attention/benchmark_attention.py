@@ -12,51 +12,24 @@ CPUs and GPUs, which also skips the masked half of the work) and against its MAT
 same unfused softmax(q k^T / sqrt(d)) v you write: the fair comparison).
 """
 
-import time
-from collections.abc import Callable
-
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from katakit.benchmarking import best_times, synchronised
+
 CPU_SIZES = {"batch": 8, "heads": 12, "seq": 256, "d_head": 64}
 GPU_SIZES = {"batch": 8, "heads": 16, "seq": 1024, "d_head": 64}
 TOLERANCES = {torch.float32: {"atol": 1e-4, "rtol": 1e-4}, torch.bfloat16: {"atol": 5e-2, "rtol": 5e-2}}
+
+# A timing runs for seconds by design: lift the 15 s limit that pyproject.toml sets for kata tests.
+pytestmark = pytest.mark.timeout(600)
 
 
 def attention_flops(batch: int, heads: int, seq: int, d_head: int) -> int:
     """q k^T and pattern @ v: two products of 2 * seq^2 * d_head FLOPs for each batch and head."""
     return 4 * batch * heads * seq**2 * d_head
-
-
-def synchronised(fn: Callable[[], torch.Tensor], device: torch.device) -> Callable[[], torch.Tensor]:
-    """`fn`, waiting for the GPU to finish: CUDA calls return before the work is done."""
-    if device.type != "cuda":
-        return fn
-
-    def run() -> torch.Tensor:
-        out = fn()
-        torch.cuda.synchronize(device)
-        return out
-
-    return run
-
-
-def best_times(candidates: dict[str, Callable[[], torch.Tensor]], min_rounds: int = 5, max_seconds: float = 3.0):
-    """The fastest run of each candidate, taking turns round by round, so that a machine busy with
-    something else slows them all alike (the same statistic as pytest-benchmark's Min)."""
-    best = {name: float("inf") for name in candidates}
-    for fn in candidates.values():
-        fn()  # warm-up
-    start, rounds = time.perf_counter(), 0
-    while rounds < min_rounds or time.perf_counter() - start < max_seconds:
-        for name, fn in candidates.items():
-            begin = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - begin)
-        rounds += 1
-    return best
 
 
 def sdpa_backend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str:

@@ -46,9 +46,8 @@ def config_from_hf(hf_config: object) -> Config:
         hf_config: a transformers.GPT2Config (any object with the attributes above)
         returns: Config
 
-    Hints:
+    Hints (the next one: katas hint config_from_hf 2):
         1. Read each attribute off hf_config and pass it to Config by keyword.
-        2. d_head = n_embd // n_head; and n_inner is None unless the MLP width was set explicitly.
     """
     raise NotImplementedError
 
@@ -63,9 +62,8 @@ class LayerNorm(nn.Module):
         w, b: [d_model]
         forward(x): [batch, pos, d_model] -> [batch, pos, d_model]
 
-    Hints:
+    Hints (the next one: katas hint LayerNorm 2):
         1. Reduce over the last axis only, with keepdim=True so the statistics broadcast back.
-        2. Use the biased variance (divide by d_model, not d_model - 1), and put eps inside the square root.
     """
 
     def __init__(self, cfg: Config):
@@ -87,9 +85,8 @@ class Embed(nn.Module):
         W_E: [d_vocab, d_model]
         forward(tokens): [batch, pos] (int) -> [batch, pos, d_model]
 
-    Hints:
+    Hints (the next one: katas hint Embed 2):
         1. No arithmetic: this is a table lookup.
-        2. Indexing a tensor with an integer tensor gathers rows: W_E[tokens].
     """
 
     def __init__(self, cfg: Config):
@@ -110,9 +107,8 @@ class PosEmbed(nn.Module):
         W_pos: [n_ctx, d_model]
         forward(tokens): [batch, pos] (int) -> [batch, pos, d_model], the same for every sequence
 
-    Hints:
+    Hints (the next one: katas hint PosEmbed 2):
         1. Only the number of positions in tokens matters, never the token ids themselves.
-        2. Take the first pos rows of W_pos and repeat them over the batch (einops.repeat).
     """
 
     def __init__(self, cfg: Config):
@@ -137,10 +133,9 @@ class Attention(attention.MultiHeadAttention):
         W_O: [n_heads, d_head, d_model]               b_O: [d_model]
         forward(x): [batch, pos, d_model] -> [batch, pos, d_model]
 
-    Hints:
-        1. Call the parent's constructor, super().__init__(...), with values read from cfg.
-        2. Take d_head from cfg (do not recompute it from d_model), and pass causal=True: a GPT-2 position
-           never sees the future.
+    Hints (the next one: katas hint Attention 2):
+        1. 05's MultiHeadAttention already creates every parameter: what does its constructor need, and where
+           in cfg is each value?
     """
 
     @kata
@@ -161,9 +156,8 @@ def gelu_new(x: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
         x: any shape
         returns: the shape of x
 
-    Hints:
+    Hints (the next one: katas hint gelu_new 2):
         1. Write the formula above with torch operations; it is elementwise, so no axis to think about.
-        2. torch.nn.functional.gelu(x) is the exact GELU: GPT-2 needs its approximate="tanh" variant.
     """
     raise NotImplementedError
 
@@ -178,9 +172,8 @@ class MLP(nn.Module):
         W_in: [d_model, d_mlp]   b_in: [d_mlp]   W_out: [d_mlp, d_model]   b_out: [d_model]
         forward(x): [batch, pos, d_model] -> [batch, pos, d_model]
 
-    Hints:
+    Hints (the next one: katas hint MLP 2):
         1. Two einops.einsum contractions (over d_model, then over d_mlp), each followed by its bias.
-        2. The activation goes between them and is gelu_new, not the exact GELU and not ReLU.
     """
 
     def __init__(self, cfg: Config):
@@ -206,9 +199,8 @@ class TransformerBlock(nn.Module):
     Shapes:
         forward(x): [batch, pos, d_model] -> [batch, pos, d_model]
 
-    Hints:
+    Hints (the next one: katas hint TransformerBlock 2):
         1. The residual stream itself is never normalised: only what each sublayer reads is.
-        2. Two residual additions, the second one reading the result of the first.
     """
 
     def __init__(self, cfg: Config):
@@ -235,9 +227,8 @@ class Unembed(nn.Module):
         W_U: [d_model, d_vocab]   b_U: [d_vocab]
         forward(x): [batch, pos, d_model] -> [batch, pos, d_vocab]
 
-    Hints:
+    Hints (the next one: katas hint Unembed 2):
         1. One contraction over d_model.
-        2. Use W_U, not the embedding, and add b_U.
     """
 
     def __init__(self, cfg: Config):
@@ -261,9 +252,8 @@ class GPT2(nn.Module):
     Shapes:
         forward(tokens): [batch, pos] (int) -> [batch, pos, d_vocab]
 
-    Hints:
+    Hints (the next one: katas hint GPT2 2):
         1. Token and positional embeddings are added, not concatenated.
-        2. Apply the blocks in order, and do not forget the final LayerNorm before unembedding.
     """
 
     def __init__(self, cfg: Config):
@@ -296,11 +286,8 @@ def split_c_attn(
         c_attn: [d_model, 3 * d_model] (the weight) or [3 * d_model] (the bias)
         returns: [3, n_heads, d_model, d_head] or [3, n_heads, d_head]; index 0 is Q, 1 is K, 2 is V
 
-    Hints:
+    Hints (the next one: katas hint split_c_attn 2):
         1. Read the last axis as three nested groups: which one varies slowest, which fastest?
-        2. One einops.rearrange: name the last axis as a group of three axes (qkv, n_heads, d_head) listed
-           slowest-varying first, move qkv and n_heads to the front, and let "..." stand for the d_model
-           axis when there is one. The order inside the group is the whole kata.
     """
     raise NotImplementedError
 
@@ -323,12 +310,8 @@ def convert_hf_state_dict(
                        c_proj.weight of attention [d_model, d_model], lm_head.weight [d_vocab, d_model])
         returns: our names -> tensors of the shapes our modules declare
 
-    Hints:
-        1. Print GPT2(cfg).state_dict() shapes next to the Hugging Face ones and pair them up, layer by
-           layer; split_c_attn handles c_attn, and the attention c_proj weight's input axis is the
-           heads' outputs side by side ("(n_heads d_head) d_model").
-        2. W_U is lm_head.weight transposed (not the embedding: they need not be tied), and b_U is zeros
-           because Hugging Face's lm_head has no bias.
+    Hints (the next one: katas hint convert_hf_state_dict 2):
+        1. Print GPT2(cfg).state_dict() shapes next to the Hugging Face ones and pair them up, layer by layer.
     """
     raise NotImplementedError
 
@@ -346,10 +329,8 @@ def next_token_loss(logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tens
         tokens: [batch, pos]
         returns: [] (a scalar)
 
-    Hints:
+    Hints (the next one: katas hint next_token_loss 2):
         1. Shift: drop the last position of the logits and the first token, then compare them one to one.
-        2. log_softmax over d_vocab, pick the log-probability of the actual next token (gather), negate and
-           average.
     """
     raise NotImplementedError
 
@@ -365,10 +346,8 @@ def generate_greedy(model: nn.Module, tokens: Int[Tensor, "batch pos"], n_new: i
         tokens: [batch, pos], the prompts
         returns: [batch, pos + n_new], the prompts followed by the generated tokens
 
-    Hints:
+    Hints (the next one: katas hint generate_greedy 2):
         1. Only the logits at the last position predict the next token.
-        2. argmax over d_vocab gives [batch]; append it as a new column (torch.cat along pos) and repeat,
-           inside torch.no_grad().
     """
     raise NotImplementedError
 
@@ -393,10 +372,8 @@ def generate_sampled(
         tokens: [batch, pos], the prompts
         returns: [batch, pos + n_new], the prompts followed by the sampled tokens
 
-    Hints:
+    Hints (the next one: katas hint generate_sampled 2):
         1. A logit set to -inf gets probability 0 after the softmax. The k-th largest logit of each row
            (the smallest of its topk values) is the threshold: keep what is at least that.
-        2. torch.multinomial samples indices from each row of probabilities and takes a generator argument;
-           temperature divides the logits before the softmax. Work inside torch.no_grad().
     """
     raise NotImplementedError

@@ -28,7 +28,10 @@ def coordinates_in_basis(basis: Float[Tensor, "d d"], v: Float[Tensor, "d"]) -> 
 
     Hints:
         1. Write v as a weighted sum of the columns of `basis`: which equation do the weights solve?
-        2. Solve basis @ c = v with torch.linalg.solve; never form the inverse explicitly.
+        2. The weights c solve the square linear system basis @ c = v. Solve it directly: forming the inverse
+           is slower and less accurate.
+        3. torch.linalg has a function for exactly this, in the 'Solvers' list of its docs; the later katas of
+           this topic reuse it.
     """
     return torch.linalg.solve(basis, v)
 
@@ -48,7 +51,10 @@ def change_of_basis_matrix(basis_a: Float[Tensor, "d d"], basis_b: Float[Tensor,
     Hints:
         1. Go through the standard basis: from A-coordinates to standard coordinates is one matrix
            product, from standard coordinates to B-coordinates is the previous kata.
-        2. T = B^-1 A. Compute it with torch.linalg.solve, which accepts a matrix right-hand side.
+        2. One vector, two sets of coordinates: A c_a = B c_b. Solve for c_b; the matrix in front of c_a is T
+           = B^-1 A.
+        3. Do not form B^-1: the solver you used in the previous kata also accepts a matrix right-hand side,
+           one system per column.
     """
     return torch.linalg.solve(basis_b, basis_a)
 
@@ -70,7 +76,9 @@ def map_in_basis(matrix: Float[Tensor, "d d"], basis: Float[Tensor, "d d"]) -> F
     Hints:
         1. Follow a coordinate vector c through three steps: to standard coordinates, apply the map,
            back to `basis` coordinates. Write each step as a matrix, and mind the order of the product.
-        2. M' = P^-1 M P with P = basis (not P M P^-1). Use torch.linalg.solve for the P^-1 part.
+        2. M' = P^-1 M P with P = basis (not P M P^-1): the step applied first stands rightmost.
+        3. Compute the P^-1 (...) part with the solver of coordinates_in_basis, with a matrix right-hand side,
+           not with an explicit inverse.
     """
     return torch.linalg.solve(basis, matrix @ basis)
 
@@ -92,8 +100,10 @@ def has_orthonormal_columns(matrix: Float[Tensor, "n k"], atol: float = 1e-6) ->
 
     Hints:
         1. Every dot product between two columns is in one matrix product: which one, Q^T Q or Q Q^T?
-        2. Q^T Q holds all of them: compare it with the k x k identity (torch.eye) via torch.allclose,
-           passing atol and rtol=0 so that the tolerance is the absolute one asked for.
+        2. Q^T Q holds all of them, and the columns are orthonormal exactly when it is the k x k identity:
+           compare the two entry by entry, within atol.
+        3. torch.allclose compares entry by entry but also adds a relative tolerance by default: switch that
+           one off. Build the identity in the dtype and on the device of `matrix`.
     """
     k = matrix.shape[1]
     identity = torch.eye(k, dtype=matrix.dtype, device=matrix.device)
@@ -116,8 +126,10 @@ def gram_schmidt(vectors: Float[Tensor, "n k"]) -> Float[Tensor, "n k"]:
     Hints:
         1. Build the result column by column. Subtract projections onto the columns you have ALREADY
            made orthonormal, not onto the original input columns. Then normalise.
-        2. The projection of v onto a unit vector q is (q . v) q. After subtracting all of them,
-           divide by the length (torch.linalg.vector_norm); torch.stack the columns along dim 1.
+        2. The projection of v onto a unit vector q is (q . v) q. After subtracting all of them, divide by the
+           length (torch.linalg.vector_norm).
+        3. Collect the finished columns in a list and stack them as the COLUMNS of the result, not its rows
+           (mind the dim).
     """
     columns: list[Tensor] = []
     for j in range(vectors.shape[1]):
@@ -195,8 +207,9 @@ def diagonalize(matrix: Float[Tensor, "d d"]) -> tuple[Float[Tensor, "d"], Float
     Hints:
         1. torch.linalg.eig handles non-symmetric matrices but returns complex tensors, in no
            particular order; here the imaginary parts are zero (keep .real).
-        2. Sort with torch.argsort(..., descending=True) and reorder the eigenvector COLUMNS with the
-           same permutation, so each column stays with its eigenvalue.
+        2. Find the permutation that sorts the eigenvalues in descending order (torch.argsort can sort either
+           way), and apply it to the eigenvalues and to the eigenvector COLUMNS, so each column stays with its
+           eigenvalue.
     """
     eigenvalues, eigenvectors = torch.linalg.eig(matrix)
     order = torch.argsort(eigenvalues.real, descending=True)
@@ -291,9 +304,12 @@ def low_rank_approximation(matrix: Float[Tensor, "m n"], k: int) -> Float[Tensor
         returns: [m, n]
 
     Hints:
-        1. torch.linalg.svd(A, full_matrices=False) returns U, S, Vh with A = U diag(S) Vh and S
-           already in descending order.
-        2. Keep the first k columns of U, the first k values of S and the first k ROWS of Vh.
+        1. The SVD writes A as a sum of rank-1 pieces s_i u_i v_i^T, largest singular value first: which of
+           them does the best rank-k matrix keep?
+        2. torch.linalg.svd returns U, S, Vh with A = U diag(S) Vh and S already in descending order; ask for
+           the reduced (thin) SVD: the full one computes singular vectors you would throw away.
+        3. Keep the first k columns of U, the first k values of S and the first k ROWS of Vh, and multiply
+           them back together.
     """
     left, singular_values, right_t = torch.linalg.svd(matrix, full_matrices=False)
     return left[:, :k] @ torch.diag(singular_values[:k]) @ right_t[:k]
@@ -335,8 +351,9 @@ def pseudo_inverse(matrix: Float[Tensor, "m n"], rtol: float = 1e-10) -> Float[T
 
     Hints:
         1. Inverting a singular value of 1e-17 gives 1e17, not zero: threshold first.
-        2. torch.linalg.svd(A, full_matrices=False) gives U, S, Vh; build S+ with torch.where on the
-           test "s > rtol * largest", then multiply in the order V diag(S+) U^T (V is Vh transposed).
+        2. Take the reduced SVD (torch.linalg.svd). A singular value counts as zero when it is at most rtol
+           times the largest: invert only the others (torch.where picks per entry) and leave the rest at 0.
+        3. Multiply in the order V diag(S+) U^T, where V is the transpose of the Vh that the SVD returns.
     """
     left, singular_values, right_t = torch.linalg.svd(matrix, full_matrices=False)
     kept = singular_values > rtol * singular_values.max()

@@ -60,7 +60,9 @@ def sample_mean(x: Float[Tensor, "batch n"]) -> Float[Tensor, "batch"]:
 
     Hints:
         1. Which axis holds the observations? Reduce over that one only.
-        2. Sum over the last axis and divide by n (or use .mean with the right dim).
+        2. Sum each row and divide by its number of observations, or look in the 'Reduction Ops' list of
+           torch's docs for one reduction that does both; every reduction takes the axis to reduce as an
+           argument.
     """
     return x.mean(dim=-1)
 
@@ -79,7 +81,8 @@ def sample_variance(x: Float[Tensor, "batch n"]) -> Float[Tensor, "batch"]:
 
     Hints:
         1. Subtract each row's own mean (keep its axis so it broadcasts), square, then sum over the row.
-        2. Divide by n - 1, not n. (torch.var(correction=1) is the answer the tests compare with.)
+        2. Divide by n - 1, not n (Bessel's correction): measured from the sample mean, the n deviations have
+           only n - 1 degrees of freedom.
     """
     deviations = x - x.mean(dim=-1, keepdim=True)
     return (deviations**2).sum(dim=-1) / (x.shape[-1] - 1)
@@ -113,7 +116,8 @@ def normal_pdf(x: Float[Tensor, "*shape"], mu: Float[Tensor, ""], sigma: Float[T
         returns: the shape of x
 
     Hints:
-        1. Standardize first: z = (x - mu) / sigma counts how many standard deviations x is from the mean.
+        1. Standardize first: z, the distance from x to mu counted in standard deviations, turns the exponent
+           into -z^2 / 2.
         2. The density is exp(-z^2 / 2) divided by sigma * sqrt(2 pi) (math.pi, math.sqrt).
     """
     z = (x - mu) / sigma
@@ -137,7 +141,8 @@ def normal_log_pdf(
 
     Hints:
         1. The log of exp(something) is just that something: no exp is needed anywhere.
-        2. log p(x) = -z^2 / 2 - log(sigma) - log(2 pi) / 2, with z = (x - mu) / sigma.
+        2. log p(x) = -z^2 / 2 - log(sigma) - log(2 pi) / 2, with z the standardized x (its distance from mu,
+           in units of sigma).
     """
     z = (x - mu) / sigma
     return -0.5 * z**2 - torch.log(sigma) - 0.5 * math.log(2 * math.pi)
@@ -160,7 +165,8 @@ def gaussian_log_likelihood(
 
     Hints:
         1. A product of many small densities underflows; a sum of log-densities does not.
-        2. Sum your normal_log_pdf over the data.
+        2. The log of a product is the sum of the logs, and the previous kata already gives the log-density of
+           every observation at once.
     """
     return normal_log_pdf(data, mu, sigma).sum()
 
@@ -203,8 +209,9 @@ def categorical_mle(outcomes: Int[Tensor, "batch n"], num_classes: int) -> Float
 
     Hints:
         1. First count how often each class occurs in each row; then turn counts into fractions.
-        2. torch.nn.functional.one_hot(outcomes, num_classes) summed over the observation axis gives the
-           counts; divide by n.
+        2. One-hot encode the outcomes (torch.nn.functional has a function for it; give it the number of
+           classes), then sum over the observation axis: that gives the counts.
+        3. The counts are integers: convert them to float before dividing by n.
     """
     counts = torch.nn.functional.one_hot(outcomes, num_classes).sum(dim=1)
     return counts.float() / outcomes.shape[1]
@@ -230,8 +237,10 @@ def fit_gaussian_by_gradient_ascent(
     Hints:
         1. Make mu and log_sigma 0-d tensors with requires_grad=True; autograd gives the derivatives of your
            gaussian_log_likelihood (divided by n) with respect to both.
-        2. Each step: torch.autograd.grad(objective, (mu, log_sigma)), then new parameters = old + lr * gradient,
-           detached and with requires_grad again (ascent: plus, not minus). Return mu and exp(2 * log_sigma).
+        2. Each step: ask torch.autograd.grad for the gradients of the objective with respect to both
+           parameters, then move each parameter by + lr times its gradient (ascent: plus, not minus).
+        3. The updated parameters must be new leaves: detach them and switch requires_grad back on. At the end
+           return mu and sigma^2 = exp(2 log_sigma), both detached.
     """
     mu = torch.zeros((), dtype=data.dtype, requires_grad=True)
     log_sigma = torch.zeros((), dtype=data.dtype, requires_grad=True)
@@ -297,7 +306,8 @@ def entropy(probs: Float[Tensor, "batch k"]) -> Float[Tensor, "batch"]:
 
     Hints:
         1. 0 * log(0) is 0 * (-inf) = nan in floating point: those terms need special care.
-        2. torch.special.xlogy(p, p) computes p log p with the 0 log 0 = 0 convention.
+        2. torch.special, torch's module of special functions, has one for x log y that defines 0 log 0 as 0:
+           read its list. (Masking the zero terms with torch.where works too.)
     """
     return -torch.special.xlogy(probs, probs).sum(dim=-1)
 
@@ -315,7 +325,8 @@ def kl_divergence(p: Float[Tensor, "batch k"], q: Float[Tensor, "batch k"]) -> F
 
     Hints:
         1. KL(p || q) = sum_j p_j log p_j - sum_j p_j log q_j: a negative entropy plus a cross-entropy.
-        2. torch.special.xlogy(p, p) - torch.special.xlogy(p, q) handles the p_j = 0 terms for you.
+        2. The x log y function of torch.special that you used for the entropy handles the p_j = 0 terms of
+           both sums.
     """
     return (torch.special.xlogy(p, p) - torch.special.xlogy(p, q)).sum(dim=-1)
 
@@ -335,7 +346,10 @@ def sample_exponential(uniforms: Float[Tensor, "n"], rate: float) -> Float[Tenso
 
     Hints:
         1. Solve u = 1 - exp(-lambda x) for x.
-        2. x = -log(1 - u) / lambda; torch.log1p(-u) computes log(1 - u) accurately for small u.
+        2. Isolate the exponential, take logs of both sides, divide by -lambda. The result is never negative,
+           since 1 - u lies in (0, 1].
+        3. For small u, computing 1 - u first loses digits: torch.log1p computes log(1 + t) accurately for
+           small t.
     """
     return -torch.log1p(-uniforms) / rate
 

@@ -31,8 +31,9 @@ def numerical_gradient(
     Hints:
         1. Move one coordinate at a time: the step along axis i is eps times the i-th standard basis
            vector (a row of torch.eye). Work on a copy, never on x in place.
-        2. Use (f(x + eps e_i) - f(x - eps e_i)) / (2 eps): its error shrinks like eps**2, whereas the
-           one-sided (f(x + eps e_i) - f(x)) / eps is only accurate to about eps.
+        2. Central differences: evaluate f one step forward and one step back along axis i, and divide the
+           difference by the distance between the two points. The error shrinks like eps**2; a one-sided
+           difference is only accurate to about eps.
     """
     steps = eps * torch.eye(x.shape[0], dtype=x.dtype)
     return torch.stack([(f(x + step) - f(x - step)) / (2 * eps) for step in steps])
@@ -59,7 +60,8 @@ def chain_rule(
     Hints:
         1. The outer function's derivative is evaluated where the outer function is evaluated:
            not at x, but at the inner value g(x).
-        2. The chain rule: (f o g)'(x) = f'(g(x)) * g'(x).
+        2. The chain rule: the derivative of f(g(x)) is the outer derivative, taken at the inner value, times
+           the inner derivative, taken at x; everything here is elementwise.
     """
     return f_prime(g(x)) * g_prime(x)
 
@@ -83,7 +85,9 @@ def gradient_descent_step(
     Hints:
         1. Differentiate each term: b^T x is linear in x; for x^T A x, write it as a double sum
            over A[i, j] x[i] x[j] and differentiate with respect to x[k].
-        2. For symmetric A the gradient is A x - b. Descent means stepping against it.
+        2. The gradient of b^T x is b, and that of 1/2 x^T A x is 1/2 (A + A^T) x: simplify it for a symmetric
+           A.
+        3. Descent steps against the gradient: move x by lr times the gradient, in the downhill direction.
     """
     return x - lr * (A @ x - b)
 
@@ -104,7 +108,8 @@ def minimise_quadratic(A: Float[Tensor, "d d"], b: Float[Tensor, "d"], lr: float
 
     Hints:
         1. Start from zeros shaped like b (same dtype) and repeat the previous kata's step.
-        2. A plain loop `for _ in range(steps)` that overwrites x each time; exactly `steps` steps.
+        2. Loop exactly `steps` times, each time replacing x by the point one step further; with 0 steps the
+           loop never runs and the start comes back.
     """
     x = torch.zeros_like(b)
     for _ in range(steps):
@@ -133,9 +138,11 @@ def linear_backward(
     Hints:
         1. Each gradient has the shape of the thing it is the gradient of; let the shapes tell you
            which matrices to multiply and which to transpose.
-        2. y[n, o] = sum_i x[n, i] W[o, i] + b[o]. So grad_x = grad_out @ W, grad_W sums
-           grad_out[n, o] x[n, i] over the batch, and b is added to every row, so grad_b sums
-           grad_out over the batch.
+        2. Write y[n, o] = sum_i x[n, i] W[o, i] + b[o] and differentiate it with respect to x[n, i], W[o, i]
+           and b[o]: multiply grad_out by the local derivative and sum over the indices the variable does not
+           carry (the batch index, for W and b).
+        3. Each of those sums is a matrix product of grad_out with W or with x (one of them transposed), or a
+           sum of grad_out over the batch axis: match the shapes.
     """
     return grad_out @ W, grad_out.T @ x, grad_out.sum(dim=0)
 
@@ -154,7 +161,8 @@ def relu_backward(x: Float[Tensor, "*shape"], grad_out: Float[Tensor, "*shape"])
     Hints:
         1. The local derivative is 1 where the input was positive and 0 elsewhere: the ReLU lets
            the gradient through or blocks it, it never scales it.
-        2. Multiply grad_out by the mask (x > 0), strictly greater.
+        2. A comparison of x with 0 (strictly greater) gives a boolean mask; let the upstream gradient through
+           only where it is True.
     """
     return grad_out * (x > 0)
 
@@ -170,7 +178,8 @@ def tanh_backward(x: Float[Tensor, "*shape"], grad_out: Float[Tensor, "*shape"])
 
     Hints:
         1. The derivative of tanh is easiest to write in terms of tanh's own output.
-        2. d tanh(x)/dx = 1 - tanh(x)**2: square the output, not the input.
+        2. tanh'(x) is 1 minus the square of tanh(x): square the output, not the input, then multiply by the
+           upstream gradient.
     """
     return grad_out * (1 - torch.tanh(x) ** 2)
 
@@ -192,8 +201,9 @@ def softmax_cross_entropy_backward(
     Hints:
         1. For a single example, the gradient of -log softmax(z)[t] with respect to z is
            softmax(z) minus the one-hot vector of t. Softmax over the classes axis.
-        2. The loss is a mean over the batch, so each row's gradient is also divided by the batch
-           size. F.one_hot(targets, classes) builds the one-hot rows.
+        2. The loss is a mean over the batch, so each row's gradient is also divided by the batch size.
+        3. torch.nn.functional has a one-hot encoder; its output is integer, so convert it to the dtype of the
+           logits.
     """
     batch, classes = logits.shape
     one_hot = F.one_hot(targets, classes).to(logits.dtype)
@@ -441,10 +451,12 @@ def jacobian(f: Callable[[Float[Tensor, "n"]], Float[Tensor, "m"]], x: Float[Ten
         returns: [m, n], row i is the gradient of f(x)[i]
 
     Hints:
-        1. Make a leaf that requires grad (x.detach().requires_grad_()), run f once, then ask
-           torch.autograd.grad for the gradient of each output entry in turn.
-        2. The graph is freed after a backward pass unless you pass retain_graph=True; stack the
-           m rows with torch.stack.
+        1. Reverse mode gives the gradient of one scalar per backward pass: run f once, then take the gradient
+           of each output entry in turn, with respect to x.
+        2. Differentiate with respect to a fresh leaf: detach x and switch requires_grad on.
+           torch.autograd.grad frees the graph after each call unless you ask it to keep it (retain_graph).
+        3. torch.autograd.grad returns a tuple, one gradient per input: collect the m rows of shape [n] and
+           stack them into [m, n].
     """
     x = x.detach().requires_grad_()
     y = f(x)
@@ -474,6 +486,7 @@ def jvp(
 
     Hints:
         1. Restrict f to the line through x along v: g(t) = f(x + t v). J v is g'(0).
-        2. Estimate g'(0) by the central difference (g(eps) - g(-eps)) / (2 eps).
+        2. Estimate g'(0) with the central difference of numerical_gradient, the step taken along v instead of
+           along a basis vector: two evaluations of f, whatever n is.
     """
     return (f(x + eps * v) - f(x - eps * v)) / (2 * eps)

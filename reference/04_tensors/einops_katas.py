@@ -24,7 +24,8 @@ def flatten_images(images: Float[Tensor, "batch c h w"]) -> Float[Tensor, "batch
 
     Hints:
         1. The batch axis stays; the three others become a single axis.
-        2. einops.rearrange with a group on the right-hand side: "(c h w)" merges them, in that order.
+        2. einops.rearrange: axes written inside parentheses on the right-hand side are merged into one axis,
+           the first of them varying slowest.
     """
     return einops.rearrange(images, "batch c h w -> batch (c h w)")
 
@@ -41,8 +42,8 @@ def unflatten_images(flat: Float[Tensor, "batch features"], c: int, h: int, w: i
 
     Hints:
         1. The group is now on the left-hand side; einops needs the sizes of all but one of its axes.
-        2. einops.rearrange(flat, pattern, c=c, h=h, w=w) with "(c h w)" on the left, in the same order as
-           it was flattened.
+        2. einops.rearrange with the group on the left, its axes in the order they were flattened (c slowest),
+           and their sizes passed as keyword arguments.
     """
     return einops.rearrange(flat, "batch (c h w) -> batch c h w", c=c, h=h, w=w)
 
@@ -59,9 +60,12 @@ def image_grid(images: Float[Tensor, "batch c h w"], rows: int) -> Float[Tensor,
         returns: [c, rows * h, cols * w]
 
     Hints:
-        1. Split the batch axis into (rows cols), then merge rows with h and cols with w.
-        2. In "(rows h)" the row of the grid varies slowest, the pixel row inside an image fastest:
-           write the groups in that order, and pass rows=rows.
+        1. The batch axis is really two axes, the grid row and the grid column of each image: split it, then
+           merge each with the matching pixel axis.
+        2. A row of output pixels is indexed by (grid row, pixel row inside the image): in each merged group
+           the grid index varies slowest, so it comes first.
+        3. einops works out the number of grid columns from the batch size once you pass `rows` as a keyword
+           argument.
     """
     return einops.rearrange(images, "(rows cols) c h w -> c (rows h) (cols w)", rows=rows)
 
@@ -123,7 +127,9 @@ def max_pool(images: Float[Tensor, "batch c h w"], size: int = 2) -> Float[Tenso
 
     Hints:
         1. Split h into (block row, row inside the block), the same for w, and reduce over the two inner axes.
-        2. einops.reduce with "(h dh)" (block index first, offset inside the block last), dh=size, and "max".
+        2. einops.reduce splits and reduces in one pattern: in each split group the block index comes first
+           and the offset inside the block last. Name the reduction as a string and pass the block sizes as
+           keywords.
     """
     return einops.reduce(images, "batch c (h dh) (w dw) -> batch c h w", "max", dh=size, dw=size)
 
@@ -140,7 +146,8 @@ def mean_pool(images: Float[Tensor, "batch c h w"], size: int = 2) -> Float[Tens
 
     Hints:
         1. The same split as max_pool; only the reduction changes.
-        2. einops.reduce(..., "mean"); a block is size consecutive rows by size consecutive columns.
+        2. einops.reduce takes the reduction by name; a block is size consecutive rows by size consecutive
+           columns.
     """
     return einops.reduce(images, "batch c (h dh) (w dw) -> batch c h w", "mean", dh=size, dw=size)
 
@@ -157,8 +164,8 @@ def split_heads(x: Float[Tensor, "batch seq d_model"], n_heads: int) -> Float[Te
 
     Hints:
         1. Each head is a contiguous slice of d_model: which of (head, feature-in-head) varies slowest?
-        2. einops.rearrange with "(n_heads d_head)" on the left, passing n_heads=n_heads, and the head axis
-           moved in front of seq.
+        2. einops.rearrange: split d_model into a group with the head index slowest, tell einops how many
+           heads there are (it infers d_head), and move the head axis in front of seq.
     """
     return einops.rearrange(x, "batch seq (n_heads d_head) -> batch n_heads seq d_head", n_heads=n_heads)
 
@@ -173,7 +180,8 @@ def merge_heads(x: Float[Tensor, "batch n_heads seq d_head"]) -> Float[Tensor, "
 
     Hints:
         1. The head axis goes back behind seq and merges with d_head.
-        2. The group must be "(n_heads d_head)", the order split_heads assumed, not "(d_head n_heads)".
+        2. Merge in the order split_heads assumed, head index slowest and feature inside the head fastest; the
+           reverse order would interleave the heads.
     """
     return einops.rearrange(x, "batch n_heads seq d_head -> batch seq (n_heads d_head)")
 
@@ -209,8 +217,8 @@ def repeat_kv_heads(
 
     Hints:
         1. Which of (key head, copy) must vary fastest along the new head axis?
-        2. einops.repeat with a group "(kv_heads n_rep)": the copy index last, so copies are adjacent;
-           "(n_rep kv_heads)" would tile the whole set of heads instead.
+        2. einops.repeat with a new copy axis merged into the head axis: the copy index goes last in the
+           group, so that the copies are adjacent; first, it would tile the whole set of heads.
     """
     return einops.repeat(keys, "batch kv_heads seq d -> batch (kv_heads n_rep) seq d", n_rep=n_rep)
 
@@ -225,7 +233,8 @@ def upsample_nearest(images: Float[Tensor, "batch c h w"], factor: int) -> Float
 
     Hints:
         1. The reverse of pooling: each output row is (input row, copy), the copy varying fastest.
-        2. einops.repeat with "(h fh)" and "(w fw)" on the right-hand side.
+        2. einops.repeat: on the right-hand side merge each spatial axis with a new copy axis, the copy axis
+           last in its group, and pass the number of copies as keyword arguments.
     """
     return einops.repeat(images, "batch c h w -> batch c (h fh) (w fw)", fh=factor, fw=factor)
 
@@ -249,8 +258,9 @@ def pack_features(
 
     Hints:
         1. Each input keeps its batch axis and flattens everything else; then the pieces are concatenated.
-        2. einops.pack(list_of_tensors, "batch *") does both at once and also returns the shapes
-           needed to undo it (you only need the packed tensor here).
+        2. einops.pack does both at once: its pattern names the shared batch axis and puts a `*` for whatever
+           each input has after it. It also returns the shapes needed to undo it (you only need the packed
+           tensor).
     """
     packed, _ = einops.pack([scalars, vectors, matrices], "batch *")
     return packed
@@ -268,7 +278,8 @@ def unpack_features(
 
     Hints:
         1. einops.unpack needs, for each piece, the shape of its "*" part.
-        2. A scalar's "*" part is the empty shape (), a vector's is (n,), a matrix's is (m, k).
+        2. A piece's "*" part is the shape it had after its batch axis: a scalar had no axes left (the empty
+           shape), a vector one, a matrix two.
     """
     scalars, vectors, matrices = einops.unpack(packed, [(), (n,), (m, k)], "batch *")
     return scalars, vectors, matrices

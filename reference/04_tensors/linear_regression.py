@@ -28,8 +28,10 @@ def least_squares_normal_equations(
 
     Hints:
         1. Without the column of ones the line is forced through the origin: the bias cannot be fitted.
-        2. Solve the normal equations with torch.linalg.solve (never invert); B has shape [d_in + 1, d_out],
-           its last row is b and the rest, transposed, is W.
+        2. The normal equations are a square linear system, (X^T X) B = X^T y: use the linear solver of
+           01_linear_algebra, never an explicit inverse.
+        3. B has d_in + 1 rows, one per column of X, and one column per output: its last row is b, and the
+           rows above it, transposed, are W.
     """
     design = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
     coefficients = torch.linalg.solve(design.T @ design, design.T @ y)
@@ -52,7 +54,10 @@ def least_squares_lstsq(
 
     Hints:
         1. The bias still needs its column of ones.
-        2. torch.linalg.lstsq(A, B) solves A X ~ B and returns a named tuple: the answer is its .solution.
+        2. torch.linalg.lstsq returns a named tuple, not a tensor: its docs say which field holds the
+           least-squares coefficients.
+        3. Split the coefficients as in least_squares_normal_equations: the last row is the bias, the rows
+           above it, transposed, are W.
     """
     design = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
     coefficients = torch.linalg.lstsq(design, y).solution
@@ -71,7 +76,8 @@ class LinearModel(nn.Module):
 
     Hints:
         1. Each output is a weighted sum of the inputs plus its bias: which way round does weight go?
-        2. weight is [d_out, d_in] and x is [batch, d_in]: multiply x by the transpose of weight, then add bias.
+        2. weight is [d_out, d_in] and x is [batch, d_in]: make the inner dimensions of the matrix product
+           match, and let the bias broadcast over the batch.
     """
 
     def __init__(self, d_in: int, d_out: int):
@@ -94,7 +100,8 @@ def default_device() -> torch.device:
 
     Hints:
         1. torch.cuda has a function that says whether a CUDA GPU can be used.
-        2. Build torch.device("cuda") or torch.device("cpu") accordingly.
+        2. torch.device takes the device type as a string, the same names you would pass to .to(); choose
+           between the two with a conditional expression.
     """
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -118,10 +125,11 @@ def train_linear_model(
         returns: the trained LinearModel, on `device`
 
     Hints:
-        1. Model and data must live on the same device: .to(device) both. One step is: clear the old
-           gradients, compute the loss, backpropagate, let the optimizer update the parameters.
-        2. loss.backward() adds to .grad: without optimizer.zero_grad() each step uses the sum of all
-           gradients so far, and gradient descent stops converging.
+        1. Model and data must live on the same device: move both there before training.
+        2. One step is: clear the old gradients, compute the loss, backpropagate, let the optimizer update the
+           parameters.
+        3. Backpropagation adds to each .grad rather than overwriting it: without clearing, each step uses the
+           sum of all gradients so far, and gradient descent stops converging.
     """
     device = device if device is not None else default_device()
     model = LinearModel(x.shape[1], y.shape[1]).to(device)

@@ -28,7 +28,8 @@ def null_vector(n: int) -> Float[Tensor, "n"]:
 
     Hints:
         1. torch has a constructor for each common fill value.
-        2. torch.zeros takes the shape; without a dtype it gives float32, torch's default.
+        2. The one for this fill value is named after it: find it in the 'Creation Ops' list of torch's docs.
+           It takes the shape, and without a dtype it gives float32, torch's default.
     """
     return torch.zeros(n)
 
@@ -46,7 +47,9 @@ def memory_size_in_bytes(x: Shaped[Tensor, "..."]) -> int:
 
     Hints:
         1. Bytes = how many elements times how many bytes one element takes.
-        2. Tensor.numel() and Tensor.element_size(); the storage's own size counts the parent's elements too.
+        2. A tensor can tell you both numbers: look for the two Tensor methods in torch's docs (numpy calls
+           them size and itemsize).
+        3. Ask the tensor itself, not its storage: the storage's size counts the parent's elements too.
     """
     return x.numel() * x.element_size()
 
@@ -63,7 +66,7 @@ def null_vector_with_one(n: int, index: int) -> Float[Tensor, "n"]:
 
     Hints:
         1. Start from zeros and change one element.
-        2. Assign through indexing, `v[index] = ...`, which also understands negative indices.
+        2. Tensors support item assignment through indexing, as lists do, negative indices included.
     """
     vector = torch.zeros(n)
     vector[index] = 1
@@ -80,8 +83,10 @@ def range_inclusive(start: int, stop: int) -> Int[Tensor, "n"]:
         returns: [stop - start + 1], int64
 
     Hints:
-        1. Like Python's range, torch.arange leaves out its end.
-        2. torch.arange(a, b) with integer arguments gives int64 values a, ..., b - 1.
+        1. Like Python's range, torch's counterpart leaves out its end: which end must you pass to get `stop`
+           included?
+        2. torch's counterpart of range is in the 'Creation Ops' list of its docs; with integer arguments it
+           gives int64 values from its start up to, but not including, its end.
     """
     return torch.arange(start, stop + 1)
 
@@ -96,7 +101,8 @@ def reverse(x: Float[Tensor, "n"]) -> Float[Tensor, "n"]:
 
     Hints:
         1. numpy's `x[::-1]` does not work in torch: tensors refuse negative slice steps.
-        2. torch.flip takes the dimensions to reverse.
+        2. torch has a function named after turning something over, which takes the dimensions to reverse: see
+           the 'Other Operations' list of torch's docs.
     """
     return torch.flip(x, dims=(0,))
 
@@ -112,8 +118,8 @@ def arange_matrix(rows: int, cols: int) -> Int[Tensor, "rows cols"]:
 
     Hints:
         1. Make the flat sequence first, then give it a shape.
-        2. Reshaping reads elements in row-major order (last index fastest): einops.rearrange with
-           "(r c) -> r c", or Tensor.reshape.
+        2. Reshaping reads elements in row-major order (last index fastest), the order wanted here:
+           Tensor.reshape, or an einops.rearrange pattern that splits one axis into a group of two.
     """
     return rearrange(torch.arange(rows * cols), "(r c) -> r c", r=rows)
 
@@ -130,7 +136,8 @@ def nonzero_indices(x: Real[Tensor, "n"]) -> Int[Tensor, "k"]:
 
     Hints:
         1. torch.nonzero exists, but look at the shape it returns: one row per hit, one column per dimension.
-        2. Drop the size-1 column (rearrange "k 1 -> k"), or ask torch.nonzero for a tuple (as_tuple=True).
+        2. Drop the size-1 column (einops.rearrange, squeeze or indexing), or read torch.nonzero's docs for
+           the option that returns one index tensor per dimension.
     """
     return rearrange(torch.nonzero(x), "k 1 -> k")
 
@@ -144,7 +151,8 @@ def identity(n: int) -> Float[Tensor, "n n"]:
 
     Hints:
         1. Ones on the diagonal, zeros elsewhere.
-        2. torch.eye.
+        2. torch has a creation function named after the letter mathematicians use for the identity matrix;
+           see the 'Creation Ops' list in torch's docs.
     """
     return torch.eye(n)
 
@@ -160,8 +168,10 @@ def random_cube(size: int, generator: torch.Generator) -> Float[Tensor, "size si
         returns: [size, size, size], float32
 
     Hints:
-        1. torch.rand draws uniformly from [0, 1), torch.randn from a standard normal: which one?
-        2. torch's random functions take a `generator=` keyword.
+        1. Uniform on [0, 1) or standard normal? torch has a sampling function for each, in the 'Random
+           sampling' list of its docs.
+        2. The uniform one has the shorter name (the normal one adds an n). It takes the sizes, and, like
+           every torch sampler, the generator to draw from as a keyword argument.
     """
     return torch.rand(size, size, size, generator=generator)
 
@@ -176,7 +186,8 @@ def min_and_max(x: Float[Tensor, "rows cols"]) -> tuple[Float[Tensor, ""], Float
 
     Hints:
         1. With a `dim` argument, min and max reduce one axis and return values and indices; without, the whole tensor.
-        2. x.min() and x.max(), or torch.aminmax(x).
+        2. Call the two reductions without a dim: each then reduces every element to one 0-d tensor. (torch
+           also has a single function that returns both.)
     """
     return x.min(), x.max()
 
@@ -207,7 +218,8 @@ def border_of_ones(rows: int, cols: int) -> Float[Tensor, "rows cols"]:
 
     Hints:
         1. Start from all ones and clear the inside, or from zeros and set the four edges.
-        2. The inside is every row but the first and last, every column but the first and last: slice 1:-1.
+        2. The inside is every row but the first and last and every column but the first and last: one slice
+           per axis, its stop counted from the end.
     """
     matrix = torch.ones(rows, cols)
     matrix[1:-1, 1:-1] = 0
@@ -223,8 +235,10 @@ def pad_with_zeros(x: Float[Tensor, "rows cols"], width: int) -> Float[Tensor, "
         returns: [rows + 2*width, cols + 2*width]
 
     Hints:
-        1. torch.nn.functional.pad pads the last dimensions of a tensor.
-        2. Its `pad` tuple lists (left, right) for the last dimension first, then (top, bottom) for the one before.
+        1. Rather than building a bigger zero matrix and copying x into it, look for the padding function
+           among torch.nn.functional's operations.
+        2. Its `pad` tuple lists (left, right) for the last dimension first, then (top, bottom) for the one
+           before; the fill value is 0 by default.
     """
     return F.pad(x, (width, width, width, width))
 
@@ -259,8 +273,9 @@ def below_diagonal(values: Float[Tensor, "k"]) -> Float[Tensor, "k+1 k+1"]:
         returns: [k + 1, k + 1]
 
     Hints:
-        1. torch.diag turns a vector into a diagonal matrix, and takes an offset.
-        2. A negative offset puts the vector below the main diagonal, a positive one above.
+        1. This is a diagonal matrix whose diagonal is shifted one step down, off the main diagonal.
+        2. torch has a function that turns a vector into a diagonal matrix (see the 'Other Operations' list of
+           its docs): read which of its arguments shifts the diagonal, and which sign goes below.
     """
     return torch.diag(values, -1)
 
@@ -296,7 +311,10 @@ def unravel_index(flat_indices: Int[Tensor, "n"], shape: tuple[int, ...]) -> Int
     Hints:
         1. Peel coordinates off from the last axis: the remainder by its size is the last coordinate,
            the quotient is the flat index in the remaining axes.
-        2. torch.unravel_index does it and returns one tensor per axis; stack them along the last dimension.
+        2. torch has a function with numpy's name for exactly this; it returns a tuple with one tensor per
+           axis.
+        3. Put those per-axis tensors side by side as the columns of an [n, dims] result: stack them along a
+           new last dimension.
     """
     return torch.stack(torch.unravel_index(flat_indices, shape), dim=-1)
 
@@ -314,8 +332,9 @@ def tile_pattern(pattern: Shaped[Tensor, "p q"], times_down: int, times_across: 
 
     Hints:
         1. torch.repeat_interleave is numpy's repeat (each element k times), not numpy's tile.
-        2. Tensor.repeat tiles. With einops.repeat, the order inside a group matters: the copy axis must
-           come before (outside) the pattern's own axis.
+        2. Tiling means the copy index varies slowest, each copy being the whole pattern. In an einops.repeat
+           pattern, put the new copy axis before (outside) the pattern's own axis in each group.
+        3. einops needs the number of copies along each axis as keyword arguments.
     """
     return repeat(pattern, "p q -> (down p) (across q)", down=times_down, across=times_across)
 
@@ -333,7 +352,8 @@ def normalize(x: Float[Tensor, "rows cols"]) -> Float[Tensor, "rows cols"]:
 
     Hints:
         1. Subtract the mean, divide by the standard deviation; both over every element.
-        2. torch.std divides by N - 1 unless told otherwise: pass correction=0 to divide by N as np.std does.
+        2. torch.std divides by N - 1 unless told otherwise: its `correction` argument (numpy's ddof) is what
+           it subtracts from N.
     """
     return (x - x.mean()) / x.std(correction=0)
 
@@ -351,7 +371,8 @@ def average_colors(a: UInt8[Tensor, "n 4"], b: UInt8[Tensor, "n 4"]) -> UInt8[Te
 
     Hints:
         1. What is the largest value a + b can take, and does it fit in a byte?
-        2. Widen to a larger integer dtype (Tensor.to(torch.int16)), add and floor-divide, then convert back to uint8.
+        2. Widen both to a larger integer dtype (Tensor.to) before adding; floor-divide the sum by 2, then
+           convert back to uint8.
     """
     total = a.to(torch.int16) + b.to(torch.int16)
     return (total // 2).to(torch.uint8)
@@ -368,7 +389,8 @@ def matrix_product(a: Float[Tensor, "rows inner"], b: Float[Tensor, "inner cols"
 
     Hints:
         1. `*` multiplies element by element; the matrix product has its own operator.
-        2. a @ b (or torch.matmul).
+        2. Python has had a dedicated operator for matrix multiplication since version 3.5 (PEP 465), and
+           torch tensors implement it.
     """
     return a @ b
 
@@ -386,7 +408,8 @@ def negate_between_in_place(x: Float[Tensor, "n"], low: float, high: float) -> F
 
     Hints:
         1. Build a boolean mask of the elements to change; `low < x < high` does not work on tensors.
-        2. Combine (x > low) and (x < high) with `&`, then assign through the mask: x[mask] *= -1.
+        2. Combine the two strict comparisons with `&`. Indexing x with that mask in an augmented assignment
+           (multiplying by -1) writes into x itself.
     """
     x[(x > low) & (x < high)] *= -1
     return x
@@ -443,7 +466,8 @@ def divide_integers(numerator: Int[Tensor, "n"], denominator: Int[Tensor, "n"]) 
 
     Hints:
         1. `//` floors, keeps integers, and in torch raises an error on division by zero.
-        2. True division `/` of integer tensors already gives floats (torch.true_divide).
+        2. Python's other division operator is true division: on integer tensors torch already returns floats
+           from it, with inf and NaN for divisions by zero.
     """
     return numerator / denominator
 
@@ -460,7 +484,8 @@ def round_away_from_zero(x: Float[Tensor, "n"]) -> Float[Tensor, "n"]:
 
     Hints:
         1. torch.ceil goes up and torch.floor goes down, whatever the sign: round the magnitude instead.
-        2. Apply ceil to x.abs(), then put the sign back with torch.copysign.
+        2. Round |x| up, then give each result the sign of x back: torch has a function that copies the sign
+           of one tensor onto the magnitudes of another.
     """
     return torch.copysign(torch.ceil(x.abs()), x)
 
@@ -478,7 +503,8 @@ def round_half_away_from_zero(x: Float[Tensor, "n"]) -> Float[Tensor, "n"]:
 
     Hints:
         1. Try torch.round on torch.tensor([0.5, 1.5, 2.5]) and compare with what you want.
-        2. Round the magnitude with floor(|x| + 0.5), then put the sign back with torch.copysign.
+        2. For a magnitude m >= 0, rounding m + 0.5 down rounds ties up: do that on |x|, then put the sign of
+           x back as in round_away_from_zero.
     """
     return torch.copysign(torch.floor(x.abs() + 0.5), x)
 
@@ -496,7 +522,8 @@ def common_values(a: Int[Tensor, "n"], b: Int[Tensor, "m"]) -> Int[Tensor, "k"]:
 
     Hints:
         1. torch has no intersect1d: first keep the elements of `a` that occur in `b`.
-        2. torch.isin(a, b) gives that mask; torch.unique then drops repeats and sorts.
+        2. torch has an elementwise membership test, named like Python's `in`, that gives that mask; another
+           torch function then drops the repeats and sorts.
     """
     return torch.unique(a[torch.isin(a, b)])
 
@@ -514,7 +541,8 @@ def complex_sqrt(x: Float[Tensor, "n"]) -> Complex[Tensor, "n"]:
 
     Hints:
         1. The answer depends on the dtype you take the root in, not on the function.
-        2. Make x complex first, e.g. torch.complex(x, torch.zeros_like(x)), then apply torch.sqrt.
+        2. Make x complex first, with x as the real part and zeros as the imaginary part (torch.complex builds
+           a tensor from the two parts), then take the square root.
     """
     return torch.sqrt(torch.complex(x, torch.zeros_like(x)))
 
@@ -571,7 +599,8 @@ def in_place_expression(a: Float[Tensor, "n"], b: Float[Tensor, "n"]) -> Float[T
     Hints:
         1. In-place methods end with an underscore: add_, mul_, div_, neg_. Plan the order: once
            `a` is overwritten, its old value is gone.
-        2. Store a + b into b first; then turn a into -a / 2, and multiply it by b.
+        2. b is scratch space: store a + b in it while a still holds its old value.
+        3. Then turn a into -a / 2 in place, and multiply it in place by b.
     """
     b.add_(a)
     a.div_(-2)
@@ -591,7 +620,8 @@ def integer_part(x: Float[Tensor, "n"]) -> Float[Tensor, "n"]:
 
     Hints:
         1. floor(-2.7) is -3, and torch's `%` follows the sign of the divisor, so x - x % 1 floors too.
-        2. torch.trunc rounds toward zero (converting to int also does, but changes the dtype).
+        2. Rounding toward zero is called truncation: torch has a pointwise function named after it (see
+           'Pointwise Ops' in its docs). Converting to an integer dtype also truncates, but changes the dtype.
     """
     return torch.trunc(x)
 
@@ -605,7 +635,9 @@ def row_ramp(rows: int, cols: int) -> Float[Tensor, "rows cols"]:
 
     Hints:
         1. One row is an arange; the matrix is that row stacked `rows` times.
-        2. Add a [cols] arange to a [rows, cols] zero matrix (broadcasting), or einops.repeat it.
+        2. Broadcasting stretches a [cols] row over any [rows, cols] tensor it is combined with (or
+           einops.repeat adds the rows axis); mind the dtype: an integer arange is int64 and the result is
+           float32.
     """
     return torch.zeros(rows, cols) + torch.arange(cols)
 
@@ -622,7 +654,8 @@ def tensor_from_generator(values: Iterator[int]) -> Int[Tensor, "n"]:
 
     Hints:
         1. torch.tensor cannot read a generator, and an empty list becomes a float tensor.
-        2. Collect the values into a list, and give torch.tensor the dtype explicitly.
+        2. Materialise the generator into a Python sequence first, and state the dtype, so that an empty one
+           still gives int64.
     """
     return torch.tensor(list(values), dtype=torch.int64)
 
@@ -638,7 +671,8 @@ def open_unit_interval(n: int) -> Float[Tensor, "n"]:
 
     Hints:
         1. torch.linspace includes both of its ends: how many points do you need so that dropping the two ends leaves n?
-        2. Take n + 2 points from 0 to 1 and slice off the first and the last.
+        2. n inside values plus the two ends, evenly spaced over [0, 1], the gap being 1 / (n + 1); then drop
+           the ends with a slice.
     """
     return torch.linspace(0, 1, n + 2)[1:-1]
 
@@ -652,8 +686,9 @@ def sort_ascending(x: Float[Tensor, "n"]) -> Float[Tensor, "n"]:
         returns: [n]
 
     Hints:
-        1. torch.sort returns two tensors, the sorted values and where each came from.
-        2. Keep only the `.values` of torch.sort (ascending is the default).
+        1. torch's sorting function returns two tensors, not one: the sorted values and where each came from.
+        2. Its result is a named tuple: keep only the sorted values (ascending is the default order). See the
+           'Comparison Ops' list of torch's docs.
     """
     return torch.sort(x).values
 
@@ -670,7 +705,8 @@ def exactly_equal(a: Shaped[Tensor, "..."], b: Shaped[Tensor, "..."]) -> bool:
 
     Hints:
         1. `(a == b).all()` broadcasts, and returns a tensor rather than a bool.
-        2. torch.equal compares shapes and elements and returns a Python bool.
+        2. torch has a comparison function that checks the shapes as well as the elements and returns a Python
+           bool: find it in the 'Comparison Ops' list of torch's docs.
     """
     return torch.equal(a, b)
 
@@ -688,8 +724,9 @@ def frozen_snapshot(x: Float[Tensor, "..."]) -> Float[Tensor, "..."]:
         returns: x's shape
 
     Hints:
-        1. Tensor.detach() leaves autograd but still shares x's memory; Tensor.clone() copies the
-           memory but stays in autograd.
-        2. You need both: chain them.
+        1. A snapshot must cut two links with x: the shared memory and the autograd history. Which Tensor
+           method cuts which?
+        2. Tensor.detach() leaves autograd but still shares x's memory; Tensor.clone() copies the memory but
+           stays in autograd.
     """
     return x.detach().clone()

@@ -30,8 +30,8 @@ def stable_softmax(x: Float[Tensor, "*batch n"]) -> Float[Tensor, "*batch n"]:
 
     Hints:
         1. softmax(x) does not change if you subtract the same constant from every entry of a row.
-        2. Subtract the row maximum (x.amax(dim=-1, keepdim=True)) before exponentiating: the
-           largest exponent is then exp(0) = 1. Sum over dim=-1 with keepdim=True to divide.
+        2. Subtract each row's maximum, keeping its axis so that it broadcasts, before exponentiating: the
+           largest exponent is then exp(0) = 1. Keep the axis of the row sums too when you divide by them.
     """
     shifted = x - x.amax(dim=-1, keepdim=True)
     exponentials = shifted.exp()
@@ -53,8 +53,9 @@ def causal_mask(seq_len: int, device: torch.device | str | None = None) -> Bool[
 
     Hints:
         1. Draw the 4 x 4 mask: which triangle is True, and is the diagonal in it?
-        2. torch.tril keeps the lower triangle, diagonal included; apply it to a square of True
-           values created with dtype=torch.bool on `device`.
+        2. True is the lower triangle, diagonal included: torch has a function that keeps the lower triangle
+           of a matrix and zeroes the rest.
+        3. Apply it to a square of True values, created as booleans directly on `device`.
     """
     return torch.ones(seq_len, seq_len, dtype=torch.bool, device=device).tril()
 
@@ -76,8 +77,9 @@ def attention_scores(
 
     Hints:
         1. Which axis is summed over? Which two axes survive, in which order?
-        2. q @ k.transpose(-2, -1) (or einops.einsum with "..." for the batch axes) and divide by
-           sqrt(d_head), where d_head is q.shape[-1] (the size of a head, not of the model).
+        2. Transpose the last two axes of k (not its batch axes) and take the matrix product, which broadcasts
+           over *batch; einops.einsum with "..." for the batch axes works too.
+        3. Divide by the square root of d_head, the last axis of q (the size of a head, not of the model).
            Scaling q before the product is cheaper than scaling the [query_pos, key_pos] result.
     """
     return (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
@@ -97,10 +99,10 @@ def apply_causal_mask(scores: Float[Tensor, "*batch query_pos key_pos"]) -> Floa
 
     Hints:
         1. Build the mask with your causal_mask on scores.device; it broadcasts over *batch.
-        2. torch.where(condition, scores, float("-inf")) keeps scores where condition is True;
-           scores.masked_fill(condition, value) writes value where it is True: mind which one
-           wants the causal mask and which its negation (~). float("-inf") (or
-           torch.finfo(scores.dtype).min) is a fill value every float dtype can hold.
+        2. torch.where picks each entry from one of two sources by a condition; Tensor.masked_fill writes a
+           value where its mask is True: mind which one wants the causal mask and which its negation (~).
+        3. Fill with negative infinity, which every float dtype can hold, or with the most negative value of
+           the scores' dtype (torch.finfo).
     """
     visible = causal_mask(scores.shape[-1], device=scores.device)
     return torch.where(visible, scores, float("-inf"))
@@ -158,9 +160,9 @@ def split_heads(x: Float[Tensor, "batch pos d_model"], n_heads: int) -> Float[Te
     Hints:
         1. Feature f of x belongs to head f // d_head at offset f % d_head: which factor of
            d_model varies slowest?
-        2. einops.rearrange with a bracketed group (n_heads d_head) on the input side, passing
-           n_heads=n_heads so einops infers d_head. The group (d_head n_heads) also runs, and
-           silently mixes the heads.
+        2. einops.rearrange with a bracketed group on the input side, the head index slowest; pass the number
+           of heads so that einops infers d_head. The other order inside the group also runs, and silently
+           mixes the heads.
     """
     return einops.rearrange(x, "batch pos (n_heads d_head) -> batch n_heads pos d_head", n_heads=n_heads)
 
@@ -197,12 +199,13 @@ class MultiHeadAttention(nn.Module):
         forward(x): [batch, pos, d_model] -> [batch, pos, d_model]
 
     Hints:
-        1. Compute q, k, v for all heads at once with einops.einsum over d_model, keeping the head
-           axis before pos: "batch pos d_model, n_heads d_model d_head -> batch n_heads pos d_head".
-           A bias [n_heads, d_head] broadcasts after indexing it as b[:, None].
-        2. pattern = softmax over key_pos of your attention_scores(q, k), passed through your
-           apply_causal_mask when self.causal; forward: z = pattern @ v per head, then
-           out = einsum of z with W_O summing over n_heads AND d_head, plus b_O.
+        1. Give q, k and v a head axis in front of pos: then your attention_scores and apply_causal_mask work
+           on all heads at once.
+        2. Project x with one einops.einsum per weight, contracting d_model and keeping n_heads; a bias
+           [n_heads, d_head] needs a size-1 axis for pos to broadcast.
+        3. pattern is the softmax over key_pos of the scores, causally masked when self.causal. forward
+           multiplies the pattern by v, head by head, then contracts with W_O over both n_heads and d_head
+           (which sums the heads) and adds b_O.
     """
 
     def __init__(self, d_model: int, n_heads: int, d_head: int, causal: bool = True, init_range: float = 0.02):
@@ -276,8 +279,8 @@ def ov_circuit(
 
     Hints:
         1. Per head it is one matrix product; the head axis is a batch axis.
-        2. The @ operator treats the leading n_heads axis as a batch axis (or sum over d_head with
-           einops.einsum).
+        2. torch's matrix product treats every axis before the last two as a batch axis, so no loop over heads
+           is needed (einops.einsum summing over d_head works too); what is read comes first.
     """
     return W_V @ W_O
 
@@ -298,7 +301,8 @@ def most_attended_key(
 
     Hints:
         1. Over which axis of the pattern do you look for the maximum?
-        2. torch.argmax returns the index (what you want), torch.max/amax the value.
+        2. You want the position of the maximum, not its value: look in the 'Reduction Ops' list of torch's
+           docs for the arg-version of max.
     """
     return pattern.argmax(dim=-1)
 
@@ -317,7 +321,8 @@ def previous_token_score(pattern: Float[Tensor, "batch n_heads query_pos key_pos
     Hints:
         1. The entries [i, i - 1] form a diagonal of the [pos, pos] pattern: which one, above or
            below the main diagonal? How many entries does it have?
-        2. torch.diagonal(pattern, offset=..., dim1=-2, dim2=-1) returns it as the last axis; then
-           average over batch and that axis.
+        2. torch.diagonal takes an offset and the two axes that hold the matrices, and returns that diagonal
+           as a new last axis.
+        3. Then average over the batch and over that new axis, which leaves one number per head.
     """
     return torch.diagonal(pattern, offset=-1, dim1=-2, dim2=-1).mean(dim=(0, -1))

@@ -102,7 +102,8 @@ class Embed(nn.Module):
 
     Hints:
         1. No arithmetic: this is a table lookup.
-        2. Indexing a tensor with an integer tensor gathers rows: W_E[tokens].
+        2. Indexing a tensor with an integer tensor gathers rows: the result has the index tensor's shape
+           followed by the shape of one row.
     """
 
     def __init__(self, cfg: Config):
@@ -152,9 +153,11 @@ class Attention(attention.MultiHeadAttention):
         forward(x): [batch, pos, d_model] -> [batch, pos, d_model]
 
     Hints:
-        1. Call the parent's constructor, super().__init__(...), with values read from cfg.
-        2. Take d_head from cfg (do not recompute it from d_model), and pass causal=True: a GPT-2 position
-           never sees the future.
+        1. 05's MultiHeadAttention already creates every parameter: what does its constructor need, and where
+           in cfg is each value?
+        2. Call the parent's constructor with the widths from cfg; take d_head from cfg (do not recompute it
+           from d_model), and pass the config's init_range.
+        3. Make it causal explicitly: a GPT-2 position never sees the future.
     """
 
     @kata
@@ -177,7 +180,8 @@ def gelu_new(x: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
 
     Hints:
         1. Write the formula above with torch operations; it is elementwise, so no axis to think about.
-        2. torch.nn.functional.gelu(x) is the exact GELU: GPT-2 needs its approximate="tanh" variant.
+        2. Mind the constants and the brackets: sqrt(2 / pi) multiplies the whole (x + 0.044715 x^3).
+           torch.nn.functional.gelu's default is the exact GELU, which is not this one.
     """
     return 0.5 * x * (1 + torch.tanh((2 / torch.pi) ** 0.5 * (x + 0.044715 * x**3)))
 
@@ -318,9 +322,10 @@ def split_c_attn(
 
     Hints:
         1. Read the last axis as three nested groups: which one varies slowest, which fastest?
-        2. One einops.rearrange: name the last axis as a group of three axes (qkv, n_heads, d_head) listed
-           slowest-varying first, move qkv and n_heads to the front, and let "..." stand for the d_model
-           axis when there is one. The order inside the group is the whole kata.
+        2. Along the last axis Q/K/V varies slowest, then the head, then the feature inside the head: name
+           that axis as one group of three axes, in that order. The order inside the group is the whole kata.
+        3. One einops.rearrange: move the qkv and head axes to the front, let "..." stand for the d_model axis
+           when there is one, and give einops the sizes of two of the three grouped axes.
     """
     return einops.rearrange(c_attn, "... (qkv n_heads d_head) -> qkv n_heads ... d_head", qkv=3, n_heads=n_heads)
 
@@ -344,10 +349,11 @@ def convert_hf_state_dict(
         returns: our names -> tensors of the shapes our modules declare
 
     Hints:
-        1. Print GPT2(cfg).state_dict() shapes next to the Hugging Face ones and pair them up, layer by
-           layer; split_c_attn handles c_attn, and the attention c_proj weight's input axis is the
-           heads' outputs side by side ("(n_heads d_head) d_model").
-        2. W_U is lm_head.weight transposed (not the embedding: they need not be tied), and b_U is zeros
+        1. Print GPT2(cfg).state_dict() shapes next to the Hugging Face ones and pair them up, layer by layer.
+        2. split_c_attn handles c_attn. The input axis of the attention's c_proj weight holds the heads'
+           outputs side by side, head 0 first: split it (einops.rearrange) into W_O's [n_heads, d_head,
+           d_model].
+        3. W_U is lm_head.weight transposed (not the embedding: they need not be tied), and b_U is zeros
            because Hugging Face's lm_head has no bias.
     """
 
