@@ -2,16 +2,18 @@
 stub generation and the learner's `katas` command. Nothing in here is a kata: learners edit
 `katas/NN_topic/` only. CONTRIBUTING.md has the map of its modules.
 
-`kata` (the decorator every kata carries) is imported on first use, so that tools which do not
-check shapes (the `katas` command) start without importing jaxtyping.
+`kata` (the decorator every kata carries), and `in_place` and `detached` (what a kata declares
+about its arguments and results, katakit.promises) are imported on first use, so that tools which
+do not check shapes (the `katas` command) start without importing jaxtyping or torch.
 """
 
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from katakit.promises import detached, in_place
     from katakit.shapes import kata
 
-__all__ = ["kata"]
+__all__ = ["detached", "in_place", "kata"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,4 +21,8 @@ def __getattr__(name: str) -> Any:
         from katakit.shapes import kata
 
         return kata
+    if name in ("in_place", "detached"):
+        from katakit import promises
+
+        return getattr(promises, name)
     raise AttributeError(f"module 'katakit' has no attribute {name!r}")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import json
 import linecache
 import os
 import re
@@ -37,6 +38,7 @@ from pathlib import Path
 
 import pytest
 
+from katakit import promises
 from katakit.repo import SIDES, module_name
 
 TODO, BLOCKED = "to do", "blocked"
@@ -62,6 +64,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         metavar="NAME",
         help="run only the tests of the kata NAME (repeatable), e.g. --kata stable_softmax",
+    )
+    parser.addoption(
+        "--katas-arguments",
+        metavar="FILE",
+        help="write to FILE, for each kata, the arguments with a default that the tests gave another value",
     )
 
 
@@ -133,6 +140,8 @@ class Katas:
         self.timed_out: dict[tuple[str, str], tuple[str, str | None]] = {}
         self.after_timeout: set[str] = set()  # nodeids failed at once because their kata had timed out
         self._relative: dict[str, str | None] = {}
+        # kata (module:qualname) -> the arguments with a default it was given another value for
+        self.arguments: dict[str, set[str]] | None = {} if config.getoption("katas_arguments") else None
         self._definitions: dict[str, list[Definition]] = {}
 
     # --- selection --------------------------------------------------------------------------------
@@ -161,6 +170,28 @@ class Katas:
         if name and (str(item.path), name) in self.timed_out:
             self.after_timeout.add(item.nodeid)
             pytest.fail(f"{name} already timed out in {self.timed_out[(str(item.path), name)][0]}", pytrace=False)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item):
+        with self._promises(item):
+            return (yield)
+
+    @contextlib.contextmanager
+    def _promises(self, item: pytest.Item):
+        """Check the katas' promises (katakit.promises) in a kata test, and record the arguments
+        they are called with when asked to (--katas-arguments)."""
+        with contextlib.ExitStack() as stack:
+            if _kata(item) and item.get_closest_marker("benchmark") is None:
+                stack.enter_context(promises.checking())
+            if self.arguments is not None:
+                stack.enter_context(promises.recording(self.arguments))
+            yield
+
+    def pytest_sessionfinish(self) -> None:
+        target = self.config.getoption("katas_arguments")
+        if target and self.arguments is not None:
+            used = {kata: sorted(names) for kata, names in sorted(self.arguments.items())}
+            Path(target).write_text(json.dumps(used, indent=1) + "\n", encoding="utf-8")
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):

@@ -1,4 +1,5 @@
-"""Run-time shape checking for every kata: jaxtyping annotations, checked by typeguard.
+"""The `@kata` decorator: run-time shape checking with jaxtyping annotations, checked by typeguard
+(and, under the kata tests, the promises of katakit.promises).
 
 typeguard's own `@typechecked` and its import hook re-parse annotations and choke on jaxtyping's
 dimension strings ("batch pos d_model"), so we give jaxtyping a small checker of our own that calls
@@ -15,6 +16,8 @@ from typing import TypeVar
 
 from jaxtyping import jaxtyped
 from typeguard import check_type
+
+from katakit import promises
 
 F = TypeVar("F", bound=Callable)
 
@@ -41,9 +44,17 @@ def _check_annotations(fn: F) -> F:
 
 
 def kata(fn: F) -> F:
-    """Mark `fn` as a kata: its shapes are checked on every call.
+    """Mark `fn` as a kata: its shapes are checked on every call, and, under the kata tests, the
+    promises of katakit.promises (inputs untouched, detached results).
 
     In `reference/` the body is the solution; in `katas/` the same function, generated from it,
     keeps the signature and docstring and its body is `raise NotImplementedError`.
     """
-    return jaxtyped(typechecker=_check_annotations)(fn)
+    checked = jaxtyped(typechecker=_check_annotations)(fn)
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def kept_promises(*args, **kwargs):
+        return promises.call(fn, signature, args, kwargs, checked)
+
+    return kept_promises  # type: ignore[return-value]

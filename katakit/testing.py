@@ -1,9 +1,18 @@
-"""Assertions for kata tests whose failure messages a beginner can act on.
+"""Assertions for kata tests whose failure messages a beginner can act on: `assert_close`, and
+`forbid` (a docstring's "do not call X") and `calls` (a docstring's "write it with einsum").
 
 `assert_close` follows `torch.testing.assert_close` (same default tolerances per dtype) but is
 written out here: torch's first call imports its distributed-tensor machinery, about 0.7 s of every
 topic's test run, and its message does not say what the quantity was or what to fix.
 """
+
+import ast
+import contextlib
+import inspect
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from typing import NoReturn
 
 import torch
 from torch import Tensor
@@ -62,3 +71,89 @@ def assert_close(
         f"The largest difference, {difference[worst].item():.3g}, is at index {list(worst)}: "
         f"got {actual[worst].item():.6g}, expected {expected[worst].item():.6g}.{advice}"
     )
+
+
+class ForbiddenCall(AssertionError):
+    """A kata called what its docstring asks it not to use."""
+
+
+# Where torch's functions live: `forbid` replaces a target in each of these that holds it.
+NAMESPACES = (
+    "torch",
+    "torch.linalg",
+    "torch.autograd",
+    "torch.func",
+    "torch.fft",
+    "torch.special",
+    "torch.nn.functional",
+    "torch.optim",
+)
+
+
+KATA_MODULES = ("katas.", "reference.")
+_ABSENT = object()
+
+
+def _holders(target: object) -> list[tuple[object, str, str]]:
+    """(owner, attribute, shown name) for every place `forbid` must replace `target`: torch's
+    namespaces, torch.Tensor (a method of its C base is shadowed there), and the kata modules
+    (which may have imported it by name)."""
+    owners: list[tuple[object, str]] = [(sys.modules[name], name) for name in NAMESPACES if name in sys.modules]
+    owners += [(torch.Tensor, "torch.Tensor"), (torch._C.TensorBase, "torch.Tensor")]
+    owners += [(module, name) for name, module in list(sys.modules.items()) if name.startswith(KATA_MODULES)]
+    found = []
+    for owner, shown in owners:
+        for attribute, value in list(vars(owner).items()):
+            if value is target:
+                found.append(
+                    (torch.Tensor if owner is torch._C.TensorBase else owner, attribute, f"{shown}.{attribute}")
+                )
+    return found
+
+
+@contextlib.contextmanager
+def forbid(*targets: object, reason: str) -> Iterator[None]:
+    """Inside the block, a call of any of `targets` (torch.linalg.svd, torch.Tensor.backward,
+    torch.autograd.grad, ...) fails with a ForbiddenCall that names it and gives `reason`, the
+    docstring's own words ("do the backward pass by hand"). Compute the oracles before the block.
+    """
+    replaced: list[tuple[object, str, object]] = []
+    try:
+        for target in targets:
+            holders = _holders(target)
+            if not holders:
+                raise LookupError(f"forbid: cannot find where {target!r} lives, so a call could not be caught")
+            for owner, attribute, shown in holders:
+
+                def refuse(*args: object, _shown: str = shown, **kwargs: object) -> NoReturn:
+                    raise ForbiddenCall(f"your kata called {_shown}, which it must not use: {reason}")
+
+                replaced.append((owner, attribute, vars(owner).get(attribute, _ABSENT)))
+                setattr(owner, attribute, refuse)
+        yield
+    finally:
+        for owner, attribute, original in reversed(replaced):
+            if original is _ABSENT:
+                delattr(owner, attribute)
+            else:
+                setattr(owner, attribute, original)
+
+
+def calls(kata: Callable[..., object] | type) -> set[str]:
+    """The dotted names of everything a kata's source calls (`torch.einsum`, `einops.rearrange`,
+    `x.sum`), nested functions, comprehensions and lambdas included: read with `ast`, so the answer
+    does not depend on the Python version's bytecode."""
+    source = textwrap.dedent(inspect.getsource(inspect.unwrap(kata)))  # type: ignore[arg-type]
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            parts = []
+            function = node.func
+            while isinstance(function, ast.Attribute):
+                parts.append(function.attr)
+                function = function.value
+            if isinstance(function, ast.Name):
+                parts.append(function.id)
+            if parts:
+                found.add(".".join(reversed(parts)))
+    return found

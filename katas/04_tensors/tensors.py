@@ -16,7 +16,7 @@ from einops import rearrange, repeat
 from jaxtyping import Bool, Complex, Float, Int, Real, Shaped, UInt8
 from torch import Tensor
 
-from katakit import kata
+from katakit import detached, in_place, kata
 
 
 @kata
@@ -348,6 +348,7 @@ def matrix_product(a: Float[Tensor, "rows inner"], b: Float[Tensor, "inner cols"
 
 
 @kata
+@in_place("x")
 def negate_between_in_place(x: Float[Tensor, "n"], low: float, high: float) -> Float[Tensor, "n"]:
     """Negate, in place, the elements of `x` strictly between `low` and `high`; return `x` itself (numpy-100 #25).
 
@@ -519,6 +520,7 @@ def days_of_month(year: int, month: int) -> Int[Tensor, "days"]:
 
 
 @kata
+@in_place("a", "b")
 def in_place_expression(a: Float[Tensor, "n"], b: Float[Tensor, "n"]) -> Float[Tensor, "n"]:
     """Compute ((a + b) * (-a / 2)) into `a` itself, without a temporary tensor; return `a` (numpy-100 #35).
 
@@ -626,6 +628,7 @@ def exactly_equal(a: Shaped[Tensor, "..."], b: Shaped[Tensor, "..."]) -> bool:
 
 
 @kata
+@detached
 def frozen_snapshot(x: Float[Tensor, "..."]) -> Float[Tensor, "..."]:
     """Return a copy of `x` that no later change to `x` can reach: own memory, outside autograd (numpy-100 #43).
 

@@ -7,7 +7,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from katakit import kata
+from katakit import detached, kata
 
 
 @kata
@@ -218,6 +218,7 @@ def categorical_mle(outcomes: Int[Tensor, "batch n"], num_classes: int) -> Float
 
 
 @kata
+@detached
 def fit_gaussian_by_gradient_ascent(
     data: Float[Tensor, "n"], steps: int = 400, lr: float = 0.2
 ) -> tuple[Float[Tensor, ""], Float[Tensor, ""]]:
