@@ -43,14 +43,14 @@ def bodies(source: str) -> list[Body]:
         for function, prefix in functions:
             if not is_kata(function):
                 continue
-            body = function.body[1:] if ast.get_docstring(function) is not None else function.body  # type: ignore[attr-defined]
+            body = function.body[1:] if ast.get_docstring(function) is not None else function.body
             if not body:
                 continue
-            arguments = function.args  # type: ignore[attr-defined]
+            arguments = function.args
             positional = [*arguments.posonlyargs, *arguments.args]
             defaulted = [a.arg for a in positional[len(positional) - len(arguments.defaults) :]]
             defaulted += [a.arg for a, d in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True) if d]
-            name = prefix + function.name  # type: ignore[attr-defined]
+            name = prefix + function.name
             found.append(Body(name, body[0].lineno, function.end_lineno or body[-1].lineno, tuple(defaulted)))
     return found
 

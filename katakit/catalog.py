@@ -19,6 +19,7 @@ import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeGuard
 
 from katakit.repo import source_file
 
@@ -125,7 +126,10 @@ class Kata:
         return hints
 
 
-def is_kata(node: ast.AST) -> bool:
+Function = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+def is_kata(node: ast.AST) -> TypeGuard[Function]:
     """Whether `node` is a function decorated with `@kata` (or `@katakit.kata`)."""
     if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
         return False
@@ -133,7 +137,7 @@ def is_kata(node: ast.AST) -> bool:
     return "kata" in names
 
 
-def is_kata_unit(node: ast.stmt) -> bool:
+def is_kata_unit(node: ast.AST) -> TypeGuard[Function | ast.ClassDef]:
     """A top-level kata: a `@kata` function, or a class with a `@kata` method."""
     if isinstance(node, ast.ClassDef):
         return any(is_kata(child) for child in node.body)

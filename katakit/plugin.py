@@ -155,7 +155,8 @@ class Katas:
         wanted = set(config.getoption("kata") or ())
         if not wanted:
             return
-        keep, drop = [], []
+        keep: list[pytest.Item] = []
+        drop: list[pytest.Item] = []
         for item in items:
             (keep if _kata(item) in wanted else drop).append(item)
         if drop:
@@ -205,8 +206,9 @@ class Katas:
         if failure is not None and failure.longrepr is not None:
             # pytest would format its own long report (the kata's docstring, the repr of every tensor
             # argument) only for it to be replaced: most of a stub run's time. Hand it ours instead.
-            item.repr_failure = lambda _excinfo: failure.longrepr
-            item._repr_failure_py = lambda _excinfo, style=None: failure.longrepr
+            shown = failure.longrepr
+            item.__dict__["repr_failure"] = lambda _excinfo: shown
+            item.__dict__["_repr_failure_py"] = lambda _excinfo, style=None: shown
         try:
             report = yield
         finally:
@@ -314,7 +316,7 @@ class Katas:
         )
         traceback = getattr(short, "reprtraceback", None)
         entries = getattr(traceback, "reprentries", None)
-        if not entries:
+        if traceback is None or not entries:
             return None
         if len(shown) == len(entries):  # a statement over several lines (an assert_close(...) call) in full
             for entry, lines in zip(shown, entries, strict=True):
@@ -446,8 +448,8 @@ class Katas:
             source = linecache.getline(str(entry.path), entry.lineno + 1).strip()
             return Blocking(self._where(entry), kind, message, [f"    {source}"] if source else [])
         module = self._learner_module(item)
-        where = self._relative_path(module) if module is not None else item.nodeid.split("::")[0]
-        return Blocking(where or str(module), kind, message, [])
+        where = (self._relative_path(module) if module is not None else None) or item.nodeid.split("::")[0]
+        return Blocking(where, kind, message, [])
 
     # --- the terminal -----------------------------------------------------------------------------
 
@@ -493,7 +495,7 @@ class Katas:
                 terminal.write_line(f"{test_file}: {tests} blocked by {blocked[0].katas_blocked_by}")
 
     def _summarise_todo(self, terminal, reports: list) -> None:
-        katas: dict[tuple[str, str], object] = {}
+        katas: dict[tuple[str, str], pytest.TestReport] = {}
         for report in reports:
             katas.setdefault((report.nodeid.split("::")[0], report.kata), report)
         if not katas:

@@ -163,7 +163,7 @@ def call(fn: Callable[..., Any], signature: inspect.Signature, args: tuple, kwar
         _record(fn, signature, arguments, record)
     if not check:
         return run(*args, **kwargs)
-    changing = getattr(fn, IN_PLACE, frozenset())
+    changing: frozenset[str] = getattr(fn, IN_PLACE, frozenset())
     watched = [
         _snapshot(label, tensor)
         for name, value in arguments.items()

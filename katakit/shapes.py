@@ -40,7 +40,7 @@ def _check_annotations(fn: F) -> F:
             check_type(result, hints()["return"])
         return result
 
-    return checked
+    return typing.cast(F, checked)
 
 
 def kata(fn: F) -> F:
@@ -57,4 +57,4 @@ def kata(fn: F) -> F:
     def kept_promises(*args, **kwargs):
         return promises.call(fn, signature, args, kwargs, checked)
 
-    return kept_promises  # type: ignore[return-value]
+    return typing.cast(F, kept_promises)

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from katakit import workspace
-from katakit.catalog import is_kata, is_kata_unit
+from katakit.catalog import Function, is_kata, is_kata_unit
 from katakit.repo import find_root, source_file
 
 STUB_BODY = "raise NotImplementedError"
@@ -32,33 +32,32 @@ _SECOND_HINT = re.compile(r"^\s*2\.\s")
 Edit = tuple[int, int, list[str]]  # replace lines[start:end] (0-based) by these lines
 
 
-def _later_hints(lines: list[str], unit: ast.stmt) -> Edit | None:
+def _later_hints(lines: list[str], unit: Function | ast.ClassDef) -> Edit | None:
     """Keep only hint 1 in the docstring of kata `unit`, and say how to see the next one."""
-    if ast.get_docstring(unit, clean=False) is None:  # type: ignore[arg-type]
+    if ast.get_docstring(unit, clean=False) is None:
         return None
-    node = unit.body[0]  # type: ignore[attr-defined]
-    first, last = node.lineno - 1, node.end_lineno - 1
+    node = unit.body[0]
+    first, last = node.lineno - 1, (node.end_lineno or node.lineno) - 1
     heading = next((i for i in range(first, last + 1) if _HINTS.match(lines[i])), None)
     if heading is None:
         return None
     second = next((i for i in range(heading, last + 1) if _SECOND_HINT.match(lines[i])), None)
     if second is None:
         return None
-    indent = _HINTS.match(lines[heading]).group(1)  # type: ignore[union-attr]
+    indent = lines[heading][: len(lines[heading]) - len(lines[heading].lstrip())]
     closing = lines[last][lines[last].rindex('"""') :].rstrip("\n")
-    name = getattr(unit, "name", "")
-    replacement = [f"{indent}Hints (the next one: katas hint {name} 2):\n", *lines[heading + 1 : second]]
+    replacement = [f"{indent}Hints (the next one: katas hint {unit.name} 2):\n", *lines[heading + 1 : second]]
     return heading, last + 1, [*replacement, f"{indent}{closing}\n"]
 
 
-def _body(function: ast.FunctionDef | ast.AsyncFunctionDef) -> Edit | None:
+def _body(function: Function) -> Edit | None:
     """Cut a kata function's body (after its docstring) down to `raise NotImplementedError`."""
     documented = ast.get_docstring(function, clean=False) is not None
     body = function.body[1:] if documented else function.body
     if not body:
         return None
-    start = function.body[0].end_lineno if documented else body[0].lineno - 1
-    return start, function.end_lineno, [f"{' ' * body[0].col_offset}{STUB_BODY}\n"]  # type: ignore[list-item]
+    start = (function.body[0].end_lineno or function.body[0].lineno) if documented else body[0].lineno - 1
+    return start, function.end_lineno or body[-1].lineno, [f"{' ' * body[0].col_offset}{STUB_BODY}\n"]
 
 
 def stub_source(reference_source: str) -> str:
@@ -66,14 +65,14 @@ def stub_source(reference_source: str) -> str:
     and only the first hint left in each kata's docstring."""
     lines = reference_source.splitlines(keepends=True)
     tree = ast.parse(reference_source)
-    edits = [_body(node) for node in ast.walk(tree) if is_kata(node)]  # type: ignore[arg-type]
+    edits = [_body(node) for node in ast.walk(tree) if is_kata(node)]
     edits += [_later_hints(lines, unit) for unit in tree.body if is_kata_unit(unit)]
     for start, end, replacement in sorted((edit for edit in edits if edit), reverse=True):
         lines[start:end] = replacement
     return "".join(lines)
 
 
-def is_stub_body(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+def is_stub_body(function: Function) -> bool:
     """Whether a kata function's body is still the stub's: its docstring and `raise NotImplementedError`."""
     body = function.body[1:] if ast.get_docstring(function, clean=False) is not None else function.body
     return len(body) == 1 and ast.unparse(body[0]) == STUB_BODY
@@ -83,11 +82,10 @@ def attempted(source: str) -> list[str]:
     """The katas of a learner file whose body is no longer the stub's (`Class.method` for methods)."""
     found = []
     for unit in ast.parse(source).body:
-        functions = [unit] if not isinstance(unit, ast.ClassDef) else unit.body
-        for function in functions:
-            if is_kata(function) and not is_stub_body(function):  # type: ignore[arg-type]
-                prefix = f"{unit.name}." if isinstance(unit, ast.ClassDef) else ""  # type: ignore[attr-defined]
-                found.append(prefix + function.name)  # type: ignore[attr-defined]
+        if isinstance(unit, ast.ClassDef):
+            found += [f"{unit.name}.{f.name}" for f in unit.body if is_kata(f) and not is_stub_body(f)]
+        elif is_kata(unit) and not is_stub_body(unit):
+            found.append(unit.name)
     return found
 
 

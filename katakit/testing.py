@@ -143,7 +143,7 @@ def calls(kata: Callable[..., object] | type) -> set[str]:
     """The dotted names of everything a kata's source calls (`torch.einsum`, `einops.rearrange`,
     `x.sum`), nested functions, comprehensions and lambdas included: read with `ast`, so the answer
     does not depend on the Python version's bytecode."""
-    source = textwrap.dedent(inspect.getsource(inspect.unwrap(kata)))  # type: ignore[arg-type]
+    source = textwrap.dedent(inspect.getsource(kata if isinstance(kata, type) else inspect.unwrap(kata)))
     found = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Call):

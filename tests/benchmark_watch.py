@@ -36,7 +36,8 @@ def _lines(process: subprocess.Popen) -> "queue.Queue[tuple[float, str]]":
     lines: queue.Queue[tuple[float, str]] = queue.Queue()
 
     def pump() -> None:
-        for line in process.stdout:  # type: ignore[union-attr]
+        assert process.stdout is not None
+        for line in process.stdout:
             lines.put((time.perf_counter(), line))
 
     threading.Thread(target=pump, daemon=True).start()

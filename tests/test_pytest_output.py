@@ -140,6 +140,7 @@ def test_untouched_stubs_give_one_line_per_kata(pristine: Path, stubs_run: Run):
     assert f"to do: coordinates_in_basis ({LINEAR_ALGEBRA}:{line})" in stubs_run.lines
     assert sum(entry.startswith("to do: coordinates_in_basis ") for entry in stubs_run.lines) == 1
     docstring = ast.get_docstring(function(pristine / LINEAR_ALGEBRA, "coordinates_in_basis"))
+    assert docstring
     assert docstring.splitlines()[0] not in stubs_run.output
     assert "FAILURES" not in stubs_run.output
     assert re.search(r"\d+ to do in ", stubs_run.lines[-1])
@@ -148,7 +149,7 @@ def test_untouched_stubs_give_one_line_per_kata(pristine: Path, stubs_run: Run):
 def test_an_explicit_tb_option_gives_pytest_s_full_report(pristine: Path):
     run = pytest_run(pristine, "katas/01_linear_algebra", "--kata", "coordinates_in_basis", "--tb=long")
     docstring = ast.get_docstring(function(pristine / LINEAR_ALGEBRA, "coordinates_in_basis"))
-    assert run.code == 1
+    assert docstring and run.code == 1
     assert "FAILURES" in run.output
     assert docstring.splitlines()[0] in run.output
     assert "to do:" not in run.output
@@ -201,7 +202,8 @@ def answered(tmp_path_factory: pytest.TempPathFactory) -> Answered:
         "--junitxml=junit.xml",
     )
     durations = {
-        case.get("name"): float(case.get("time")) for case in ElementTree.parse(root / "junit.xml").iter("testcase")
+        case.get("name", ""): float(case.get("time", "0"))
+        for case in ElementTree.parse(root / "junit.xml").iter("testcase")
     }
     records = json.loads((root / "records.json").read_text())
     return Answered(root, run, records, durations, lines)
@@ -290,7 +292,7 @@ def broken(tmp_path_factory: pytest.TempPathFactory) -> Broken:
     try:
         compile(attention.read_text(), str(attention), "exec")
     except SyntaxError as error:
-        syntax_line = error.lineno
+        syntax_line = error.lineno or 0
     else:
         raise AssertionError("the broken attention.py compiles")
     learner = root / LINEAR_ALGEBRA

@@ -114,6 +114,7 @@ class Output:
         threading.Thread(target=self._pump, args=(process,), daemon=True).start()
 
     def _pump(self, process: subprocess.Popen) -> None:
+        assert process.stdout is not None
         for line in process.stdout:
             self.lines.put(line)
 

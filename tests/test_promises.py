@@ -1,0 +1,254 @@
+"""The mechanisms that test a docstring's promises beyond values, each shown turning a deliberately
+broken kata red: an input changed in place, requires_grad flipped, a gradient left behind, a
+result left on the graph, a forbidden call, a "written with einsum" kata that is not, a branch or an
+argument no test reaches. (A wrong dtype: tests/test_testing.py, assert_close.)
+"""
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from katakit import detached, in_place, kata, promises
+from katakit.testing import ForbiddenCall, calls, forbid
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@kata
+def doubled_in_place(x: Float[Tensor, "n"]) -> Float[Tensor, "n"]:
+    x *= 2  # the mistake: the caller's tensor changes
+    return x
+
+
+@kata
+def doubled_through_data(x: Float[Tensor, "n"]) -> Float[Tensor, "n"]:
+    x.data.mul_(2)  # the same mistake, past autograd's version counter
+    return x * 1
+
+
+@kata
+def made_differentiable(x: Float[Tensor, "n"]) -> Float[Tensor, "n"]:
+    return x.requires_grad_()  # the mistake: flips the caller's requires_grad
+
+
+@kata
+def gradient_of_square(x: Float[Tensor, "n"]) -> Float[Tensor, "n"]:
+    (x**2).sum().backward()  # the mistake: leaves .grad on the caller's tensor
+    return 2 * x.detach()
+
+
+@kata
+@in_place("x")
+def doubled_as_documented(x: Float[Tensor, "n"]) -> Float[Tensor, "n"]:
+    return x.mul_(2)
+
+
+@kata
+@detached
+def attached_result(x: Float[Tensor, "n"]) -> Float[Tensor, "n"]:
+    return x * 2  # the mistake for a detached kata: x requires grad, so does this
+
+
+@kata
+def harmless(x: Float[Tensor, "n"], scale: float = 1.0, tensors: list | None = None) -> Float[Tensor, "n"]:
+    return x * scale
+
+
+@pytest.mark.parametrize(
+    ("broken", "said"),
+    [
+        (doubled_in_place, "doubled_in_place changed its input `x` in place"),
+        (doubled_through_data, "doubled_through_data changed its input `x` in place"),
+        (made_differentiable, "switched `requires_grad` of its input `x` from False to True"),
+    ],
+    ids=["in place", "through .data", "requires_grad"],
+)
+def test_a_kata_that_changes_its_input_is_red(broken, said):
+    x = torch.arange(3.0)
+    with promises.checking(), pytest.raises(AssertionError, match=said):
+        broken(x)
+
+
+def test_a_kata_that_leaves_a_gradient_on_its_input_is_red():
+    x = torch.arange(3.0, requires_grad=True)
+    with promises.checking(), pytest.raises(AssertionError, match=r"left a gradient in `x.grad`"):
+        gradient_of_square(x)
+
+
+def test_a_tensor_in_a_list_argument_is_watched_too():
+    @kata
+    def zero_the_first(tensors: list) -> Float[Tensor, "n"]:
+        tensors[0].zero_()
+        return tensors[1]
+
+    with promises.checking(), pytest.raises(AssertionError, match=r"its input `tensors\[0\]`"):
+        zero_the_first([torch.ones(2), torch.ones(2)])
+
+
+def test_a_kata_declared_in_place_may_change_that_input():
+    x = torch.arange(3.0)
+    with promises.checking():
+        doubled_as_documented(x)
+    assert x.tolist() == [0.0, 2.0, 4.0]
+
+
+def test_a_detached_kata_returning_a_tensor_on_the_graph_is_red():
+    with promises.checking(), pytest.raises(AssertionError, match="still attached to the autograd graph"):
+        attached_result(torch.ones(2, requires_grad=True))
+
+
+def test_nothing_is_checked_outside_a_kata_test_and_nan_is_not_a_change():
+    doubled_in_place(torch.arange(3.0))  # no checking(): a benchmark or a learner's own script
+    with promises.checking():
+        harmless(torch.tensor([float("nan"), 1.0]))
+
+
+def test_the_plugin_checks_promises_in_kata_tests(tmp_path: Path):
+    """Through pytest, as a learner runs it: a kata test of an input-changing kata fails with the message."""
+    test = tmp_path / "test_promise.py"
+    test.write_text(
+        textwrap.dedent(
+            """
+            import pytest, torch
+            from jaxtyping import Float
+            from torch import Tensor
+            from katakit import kata
+
+            @kata
+            def doubled(x: Float[Tensor, "n"]) -> Float[Tensor, "n"]:
+                x *= 2
+                return x
+
+            @pytest.mark.kata("doubled")
+            def test_doubled():
+                assert doubled(torch.ones(2)).tolist() == [2.0, 2.0]
+
+            def test_not_a_kata_test():
+                doubled(torch.ones(2))
+            """
+        )
+    )
+    command = [sys.executable, "-m", "pytest", str(test), "-q", "-p", "no:cacheprovider", f"--rootdir={tmp_path}"]
+    command += ["-p", "katakit.plugin"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert "1 failed, 1 passed" in result.stdout, result.stdout
+    assert "doubled changed its input `x` in place" in result.stdout
+
+
+def test_arguments_given_another_value_than_their_default_are_recorded():
+    used: dict[str, set[str]] = {}
+    with promises.recording(used):
+        harmless(torch.ones(2))
+        harmless(torch.ones(2), 1.0)
+        harmless(torch.ones(2), tensors=[torch.ones(1)])
+    assert used == {f"{__name__}:harmless": {"tensors"}}, "scale was only ever its default"
+    with promises.recording(used):
+        harmless(torch.ones(2), scale=2)
+    assert used[f"{__name__}:harmless"] == {"scale", "tensors"}
+
+
+# --- forbidden calls and AST call checks -----------------------------------------------------------
+
+
+@kata
+def singular_values_by_svd(a: Float[Tensor, "m n"]) -> Float[Tensor, "k"]:
+    return torch.linalg.svd(a).S
+
+
+@kata
+def singular_values_by_method(a: Float[Tensor, "m n"]) -> Float[Tensor, "k"]:
+    return a.svd().S
+
+
+@kata
+def gradient_by_autograd(x: Float[Tensor, "n"]) -> Float[Tensor, "n"]:
+    y = x.detach().clone().requires_grad_()
+    (y**2).sum().backward()
+    return y.grad if y.grad is not None else torch.zeros_like(x)
+
+
+@pytest.mark.parametrize("broken", [singular_values_by_svd, singular_values_by_method], ids=["function", "method"])
+def test_a_forbidden_call_is_red_and_named(broken):
+    a = torch.randn(3, 2)
+    expected = torch.linalg.svdvals(a)  # oracles before the block
+    said = r"called torch\.(linalg|Tensor)\.svd.*build it from torch.linalg.eigh"
+    with (
+        forbid(torch.linalg.svd, torch.Tensor.svd, reason="build it from torch.linalg.eigh"),
+        pytest.raises(ForbiddenCall, match=said),
+    ):
+        broken(a)
+    torch.testing.assert_close(broken(a), expected)  # the real functions are back after the block
+    assert "svd" not in vars(torch.Tensor), "a method of Tensor's C base is shadowed, then the shadow removed"
+
+
+def test_backward_can_be_forbidden():
+    with (
+        forbid(torch.Tensor.backward, torch.autograd.grad, reason="work the gradient out by hand"),
+        pytest.raises(ForbiddenCall, match="torch.Tensor.backward"),
+    ):
+        gradient_by_autograd(torch.ones(2))
+    assert gradient_by_autograd(torch.ones(2)).tolist() == [2.0, 2.0], "backward works again after the block"
+
+
+def test_calls_reads_the_source_nested_code_included():
+    def contraction(a, b):
+        pairs = [torch.einsum("i,i->", x, y) for x, y in zip(a, b, strict=True)]
+        return torch.stack(pairs), (lambda t: t.sum())(a)
+
+    def without(a):
+        return (a * a).sum(-1)
+
+    assert {"torch.einsum", "torch.stack", "t.sum", "zip"} <= calls(contraction)
+    assert not any(name.endswith("einsum") for name in calls(without))
+
+
+# --- the branch gate -------------------------------------------------------------------------------
+
+GATED = '''"""A topic for the branch gate."""
+
+from katakit import kata
+
+
+@kata
+def clipped(x: float, limit: float = 1.0) -> float:
+    """Clip x to [-limit, limit]."""
+    if x > limit:
+        return limit
+    if x < -limit:
+        return -limit
+    return x
+'''
+GATED_TEST = """import pytest
+
+
+@pytest.mark.kata("clipped")
+def test_clipped(impl):
+    assert impl.clipped(2.0) == 1.0
+    assert impl.clipped(0.5) == 0.5
+"""
+
+
+def test_the_branch_gate_names_a_branch_and_an_argument_no_test_reaches(tmp_path: Path):
+    for name in ("conftest.py", "pyproject.toml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    (tmp_path / "curriculum.toml").write_text('[[topic]]\nfolder = "01_gated"\nmodules = ["gated"]\n')
+    for side in ("katas", "reference"):
+        (tmp_path / side / "01_gated").mkdir(parents=True)
+        (tmp_path / side / "__init__.py").write_text("")
+    (tmp_path / "reference" / "01_gated" / "gated.py").write_text(GATED)
+    (tmp_path / "katas" / "01_gated" / "test_gated.py").write_text(GATED_TEST)
+    command = [sys.executable, "-m", "katakit.branches", "--root", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = GATED.splitlines()
+    negative = next(n for n, line in enumerate(lines, 1) if "x < -limit" in line)
+    assert f"reference/01_gated/gated.py:{negative + 1}: clipped: this line never runs" in result.stdout
+    assert f"reference/01_gated/gated.py:{negative}: clipped: the branch to line {negative + 1}" in result.stdout
+    assert "clipped: argument `limit` is never given another value than its default" in result.stdout
