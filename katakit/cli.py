@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from katakit import cache, catalog, display, manifest, runner, stubs, workspace
+from katakit import cache, catalog, display, i18n, manifest, runner, stubs, workspace
 from katakit.catalog import Catalog
 from katakit.display import Style
 from katakit.impl import IMPLEMENTATIONS, UnknownImplementation, from_env
@@ -49,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--root", type=Path, default=argparse.SUPPRESS, help="the repository (default: found from here)"
+    )
+    common.add_argument(
+        "--lang",
+        choices=i18n.LANGUAGES,
+        default=argparse.SUPPRESS,
+        help="the language of tasks and hints: en or zh (default: $KATAS_LANG, else your locale)",
     )
     topics = argparse.ArgumentParser(add_help=False)
     topics.add_argument("topics", nargs="*", metavar="topic", help="only these topics (01, linear_algebra, ...)")
@@ -157,10 +163,17 @@ def _report_stray(stray: list[dict]) -> None:
         print(f"katas: could not collect {error['nodeid']}: {error['message']}", file=sys.stderr)
 
 
+def _task_text(options: argparse.Namespace, root: Path) -> display.TaskText:
+    """A kata's task in the learner's language."""
+    lang = i18n.language(getattr(options, "lang", None))
+    return lambda kata: i18n.text(root, kata, lang, kata.hints).task
+
+
 def progress(options: argparse.Namespace, root: Path, implementation: str, style: Style) -> int:
     statuses, run, stray = _statuses(root, options.topics, implementation)
     _report_stray(stray)
-    print(display.progress(statuses, implementation, style, display.run_note(run, statuses)))
+    note = display.run_note(run, statuses)
+    print(display.progress(statuses, implementation, style, note, _task_text(options, root)))
     return 0
 
 
@@ -179,12 +192,14 @@ def test(options: argparse.Namespace, root: Path, implementation: str, style: St
 
 def hint(options: argparse.Namespace, root: Path, implementation: str, style: Style) -> int:
     kata = _kata(root, options.kata)
-    hints = resolve_kata(f"{kata.topic}/{kata.name}", catalog.read(root, [kata.topic], "reference").katas).hints
+    english = resolve_kata(f"{kata.topic}/{kata.name}", catalog.read(root, [kata.topic], "reference").katas).hints
+    shown = i18n.text(root, kata, i18n.language(getattr(options, "lang", None)), english)
+    hints = list(shown.hints)
     if options.level < 1:
         raise UsageProblem("hint levels start at 1")
     print(style(kata.name, "bold", "cyan") + f"  ({kata.topic}, {kata.path.as_posix()}:{kata.line})")
     print()
-    print(display.indent(kata.task, "  "))
+    print(display.indent(shown.task, "  "))
     if not hints:
         print("\nThis kata has no hints.")
         return 0
@@ -276,7 +291,7 @@ def watch(options: argparse.Namespace, root: Path, implementation: str, style: S
         print(style(f"katas watch: {header}. Save a kata file to re-run; Ctrl-C stops.", "dim"))
         print()
         if statuses:
-            print(display.progress(statuses, implementation, style))
+            print(display.progress(statuses, implementation, style, task=_task_text(options, root)))
         sys.stdout.flush()
 
     try:

@@ -3,10 +3,19 @@
 import os
 import shutil
 import textwrap
+from collections.abc import Callable
 from typing import TextIO
 
+from katakit.catalog import Kata
 from katakit.runner import Run
 from katakit.status import BLOCKED, DONE, SKIPPED, TODO, WRONG, Status, counts, next_kata
+
+TaskText = Callable[[Kata], str]
+
+
+def English(kata: Kata) -> str:
+    return kata.task
+
 
 BAR_WIDTH = 24
 MESSAGE_LINES = 12
@@ -73,9 +82,12 @@ def run_note(run: Run | None, statuses: list[Status]) -> str:
     return f"{len(run.records)} tests, {run.seconds:.1f} s"
 
 
-def progress(statuses: list[Status], implementation: str, style: Style, note: str = "") -> str:
+def progress(
+    statuses: list[Status], implementation: str, style: Style, note: str = "", task: TaskText = English
+) -> str:
     """Per topic: done, to do, failed; an overall bar; the failed katas; the next kata to work on.
-    `note` (what the results come from) goes in the heading."""
+    `note` (what the results come from) goes in the heading; `task` gives a kata's task in the
+    learner's language."""
     out: list[str] = []
     if note:
         out.append(style(f"Katas: {side_label(implementation)}", "bold") + f" ({note})")
@@ -102,7 +114,7 @@ def progress(statuses: list[Status], implementation: str, style: Style, note: st
             if group[0].at and group[0].at not in group[0].message:
                 out.append(f"      at {group[0].at}")
     out.append("")
-    out.append(next_section(statuses, style))
+    out.append(next_section(statuses, style, task))
     return "\n".join(out)
 
 
@@ -132,7 +144,7 @@ def _topic_line(topic: str, statuses: list[Status], name_width: int, style: Styl
     return f"{topic:<{name_width}}  {bar(tally[DONE], tally[WRONG], total, style)}  " + "  ".join(cells)
 
 
-def next_section(statuses: list[Status], style: Style) -> str:
+def next_section(statuses: list[Status], style: Style, task: TaskText = English) -> str:
     """The next kata: where it is, its task, and why it fails if it was attempted."""
     upcoming = next_kata(statuses)
     if upcoming is None:
@@ -147,7 +159,7 @@ def next_section(statuses: list[Status], style: Style) -> str:
         style("Next: ", "bold") + style(kata.name, "bold", "cyan") + f"  ({kata.topic})",
         f"  {upcoming.location}",
         "",
-        indent(kata.task, "  "),
+        indent(task(kata), "  "),
     ]
     if upcoming.status == WRONG and upcoming.where == upcoming.file:
         out += ["", style("  It fails:", "red") + f"  {upcoming.file} does not load (the error is above)."]

@@ -105,6 +105,16 @@ def test_quadruple(impl):
     assert impl.quadruple(1.0) == 4.0
 """
 
+TOY_ZH = """
+[double]
+task = "返回 `x` 的两倍。"
+hints = ["两倍是什么意思？", "把它和自己相加。"]
+
+[halve]
+task = "返回 `x` 的一半。"
+hints = ["double 的反面。", "把它分成两份。", "除法。"]
+"""
+
 CURRICULUM = """
 [[topic]]
 folder = "01_linear_algebra"
@@ -148,6 +158,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (root / "reference" / topic / f"{module}.py").write_text(reference)
         (root / "katas" / topic / f"{module}.py").write_text(stubs.stub_source(reference))
         (root / "katas" / topic / f"test_{module}.py").write_text(test)
+    (root / "reference" / TOY / "zh.toml").write_text(TOY_ZH, encoding="utf-8")
     manifest.write(root)
     return root
 
@@ -422,6 +433,33 @@ def test_the_stub_shows_hint_one_and_katas_hint_reveals_the_rest_one_at_a_time(k
     assert f"Hint {total} of {total}:" in last and "last hint" in last
     assert kata.hints[-1].split()[0] in last, "the later hints come from reference/"
     assert f"katas solution {kata.name}" in last
+
+
+@pytest.mark.parametrize(
+    ("how", "env"),
+    [(["--lang", "zh"], {}), ([], {"KATAS_LANG": "zh"}), ([], {"LANG": "zh_CN.UTF-8", "LC_ALL": ""})],
+    ids=["--lang zh", "KATAS_LANG", "locale"],
+)
+def test_tasks_and_hints_in_chinese(repo, capsys, monkeypatch, how, env):
+    for name in ("KATAS_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code, out, _ = katas(repo, "hint", "halve", "2", *how, capsys=capsys)
+    assert code == 0 and "返回 `x` 的一半。" in out and "double 的反面。" in out and "把它分成两份。" in out
+    assert "Return half" not in out and "Hint 2 of 3:" in out
+    _, out, _ = katas(repo, TOY, *how, capsys=capsys)
+    assert "Next: double" in out and "返回 `x` 的两倍。" in out
+
+
+def test_english_unless_asked_and_english_where_a_translation_is_missing(repo, capsys, monkeypatch):
+    for name in ("KATAS_LANG", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "en_GB.UTF-8")
+    _, out, _ = katas(repo, "hint", "halve", capsys=capsys)
+    assert "Return half of `x`." in out and "The opposite of double." in out
+    _, out, _ = katas(repo, "hint", "quadruple", "--lang", "zh", capsys=capsys)
+    assert "Return four times `x`" in out, "10_later has no zh.toml: English"
 
 
 def test_hint_names_resolve_and_unknown_names_get_close_matches(capsys):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from katakit import catalog, impl, stubs
+from katakit import catalog, i18n, impl, stubs
 from katakit.repo import is_test_file
 from katakit.runner import run_tests
 
@@ -87,6 +87,24 @@ def test_every_kata_states_task_shapes_and_hints(kata):
     assert kata.task, "the docstring should open with the task"
     assert "Shapes:" in kata.docstring or "shape" in kata.docstring.lower(), "the docstring should state the shapes"
     assert len(kata.hints) >= 2, "give at least two hints: a nudge, then the key idea"
+
+
+@pytest.mark.parametrize("topic", catalog.topics(ROOT))
+def test_every_kata_has_its_chinese_task_and_as_many_hints(topic):
+    path = i18n.translation_file(ROOT, topic, "zh")
+    assert path.is_file(), f"{path.relative_to(ROOT)} is missing: each topic has its Chinese tasks and hints"
+    chinese = i18n.translations(ROOT, topic, "zh")
+    katas = [kata for kata in KATAS if kata.topic == topic]
+    missing = [kata.name for kata in katas if kata.name not in chinese]
+    assert not missing, f"{path.relative_to(ROOT)} lacks {missing}"
+    assert set(chinese) <= {kata.name for kata in katas}, f"{path.relative_to(ROOT)} names katas that do not exist"
+    for kata in katas:
+        text = chinese[kata.name]
+        assert text.task, f"{kata.name}: the Chinese task is empty"
+        assert len(text.hints) == len(kata.hints), (
+            f"{kata.name}: {len(text.hints)} Chinese hints, {len(kata.hints)} English"
+        )
+    assert "机械可解释性" not in path.read_text(encoding="utf-8"), "the source says 机制可解释性"
 
 
 @pytest.mark.parametrize(("topic", "module"), MODULES, ids=lambda x: x)
