@@ -4,16 +4,18 @@ stub generation and the learner's `katas` command. Nothing in here is a kata: le
 
 `kata` (the decorator every kata carries), and `in_place` and `detached` (what a kata declares
 about its arguments and results, katakit.promises) are imported on first use, so that tools which
-do not check shapes (the `katas` command) start without importing jaxtyping or torch.
+do not check shapes (the `katas` command) start without importing jaxtyping or torch. `check`
+runs a kata's tests on a function written in a notebook (katakit.notebook).
 """
 
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from katakit.notebook import check
     from katakit.promises import detached, in_place
     from katakit.shapes import kata
 
-__all__ = ["detached", "in_place", "kata"]
+__all__ = ["check", "detached", "in_place", "kata"]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,6 +23,10 @@ def __getattr__(name: str) -> Any:
         from katakit.shapes import kata
 
         return kata
+    if name == "check":
+        from katakit.notebook import check
+
+        return check
     if name in ("in_place", "detached"):
         from katakit import promises
 

@@ -1,0 +1,134 @@
+"""Katas in a notebook (Colab, Jupyter, VS Code): run a kata's real tests against code written in a cell.
+
+    from katakit import check
+    check("stable_softmax", stable_softmax)
+
+`check` runs the kata's own tests from `katas/NN_topic/test_<module>.py`, through pytest and the
+kata plugin, with the notebook's function (or class) standing in for the one in the learner's
+file, prints the same teaching messages as `pytest` does, and a last line saying whether it passes
+(with the task and hint 1 in the learner's language when it does not). It returns True when every
+test passes; with $KATAS_CHECK_STRICT=1 (the notebooks' CI run) a failing check raises instead.
+
+The notebooks in notebooks/ mark each kata cell with the tag `kata` and its name in the cell's
+metadata (`"kata": "05_attention/stable_softmax"`). `python -m katakit.notebook fill DEST` writes copies whose
+kata cells hold the reference solutions, for CI to run them green.
+"""
+
+import argparse
+import contextlib
+import inspect
+import json
+import os
+import sys
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+from katakit import catalog, i18n
+from katakit import impl as implementations
+from katakit.names import resolve_kata
+from katakit.repo import find_root, source_file
+
+STRICT = "KATAS_CHECK_STRICT"
+KATA_TAG = "kata"
+
+
+class KataFailed(AssertionError):
+    """A `check` that did not pass, raised only under $KATAS_CHECK_STRICT=1."""
+
+
+class _Tally:
+    """A pytest plugin counting the kata's test outcomes."""
+
+    def __init__(self) -> None:
+        self.passed = self.failed = self.skipped = 0
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" and report.passed:
+            self.passed += 1
+        elif report.failed:
+            self.failed += 1
+        elif report.skipped and report.when in ("setup", "call"):
+            self.skipped += 1
+
+
+def _stand_in(learner: types.ModuleType, name: str, candidate: object) -> types.ModuleType:
+    """The learner's module, with `candidate` as its `name` (shape-checked like a kata where it is annotated)."""
+    module = types.ModuleType(learner.__name__, learner.__doc__)
+    module.__dict__.update(vars(learner))
+    if inspect.isfunction(candidate) and candidate.__annotations__:
+        from katakit.shapes import kata
+
+        candidate = kata(candidate)
+    setattr(module, name, candidate)
+    return module
+
+
+@contextlib.contextmanager
+def _testing(module: types.ModuleType) -> Iterator[None]:
+    with mock.patch.object(implementations, "module_under_test", lambda test_file, implementation: module):
+        yield
+
+
+def check(name: str, candidate: object, *, root: Path | None = None, lang: str | None = None) -> bool:
+    """Run kata `name`'s tests against `candidate`; print what went wrong, and a pass line."""
+    root = (root or find_root()).resolve()
+    kata = resolve_kata(name, catalog.read(root).katas)
+    learner = implementations.load("katas", kata.topic, kata.module, root)
+    test_file = root / "katas" / kata.topic / f"test_{kata.module}.py"
+    tally = _Tally()
+    arguments = [str(test_file), "--kata", kata.name, "--impl=katas", "-q", "--no-header", "-p", "no:cacheprovider"]
+    with _testing(_stand_in(learner, kata.name, candidate)):
+        pytest.main([*arguments, f"--rootdir={root}"], plugins=[tally])
+    total = tally.passed + tally.failed
+    if tally.failed == 0 and tally.passed:
+        print(f"{kata.name}: all {tally.passed} tests pass. Well done!")
+        return True
+    chosen = i18n.language(lang)
+    english = resolve_kata(f"{kata.topic}/{kata.name}", catalog.read(root, [kata.topic], "reference").katas).hints
+    text = i18n.text(root, kata, chosen, english)
+    print(f"{kata.name}: {tally.failed} of {total} tests fail; the messages above say why.")
+    print(f"\n{text.task}\n\nHint 1: {text.hints[0] if text.hints else '-'}  (katas hint {kata.name} 2: the next)")
+    if os.environ.get(STRICT) == "1":
+        raise KataFailed(f"{kata.name}: {tally.failed} of {total} tests fail")
+    return False
+
+
+def fill(notebook: Path, destination: Path, root: Path) -> Path:
+    """Write `notebook` to `destination` with every kata cell holding the reference solution."""
+    content = json.loads(notebook.read_text(encoding="utf-8"))
+    katas = catalog.read(root, side="reference").katas
+    for cell in content["cells"]:
+        name = cell.get("metadata", {}).get(KATA_TAG)
+        if cell["cell_type"] != "code" or not name:
+            continue
+        kata = resolve_kata(name, katas)
+        from katakit.stubs import definition
+
+        reference = source_file(root, "reference", kata.topic, kata.module).read_text(encoding="utf-8")
+        solution = definition(reference, kata.name)
+        cell["source"] = solution.splitlines(keepends=True)
+    destination.mkdir(parents=True, exist_ok=True)
+    target = destination / notebook.name
+    target.write_text(json.dumps(content, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m katakit.notebook", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    filling = commands.add_parser("fill", help="copies of notebooks/*.ipynb with the reference solutions in")
+    filling.add_argument("destination", type=Path)
+    filling.add_argument("--root", type=Path, default=None)
+    options = parser.parse_args(argv)
+    root = (options.root or find_root()).resolve()
+    for notebook in sorted((root / "notebooks").glob("*.ipynb")):
+        print(f"filled {fill(notebook, options.destination, root)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""The notebook route: notebooks/ as committed (no outputs, kata cells that are the stubs), and
+`check`, which runs a kata's real tests on a function written in a notebook cell.
+
+CI also runs the notebooks themselves, their kata cells filled from reference/, with nbmake
+(.ci/run: `python -m katakit.notebook fill build/notebooks`, then `pytest --nbmake build/notebooks`).
+"""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from katakit import catalog, stubs
+from katakit.names import resolve_kata
+from katakit.notebook import KATA_TAG, fill
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def cells(notebook: Path) -> list[dict]:
+    return json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+
+
+def source(cell: dict) -> str:
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def test_there_is_a_linear_regression_and_an_attention_notebook():
+    assert {path.name for path in NOTEBOOKS} >= {"linear_regression.ipynb", "attention.ipynb"}
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.name)
+def test_a_committed_notebook_carries_no_outputs(notebook):
+    for cell in cells(notebook):
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None, (
+                f"{notebook.name} was saved with outputs: clear them (Edit > Clear all outputs) before committing"
+            )
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.name)
+def test_a_notebook_opens_with_the_colab_install_and_its_kata_cells_are_the_stubs(notebook):
+    code = [cell for cell in cells(notebook) if cell["cell_type"] == "code"]
+    assert "google.colab" in source(code[0]) and "pip" in source(code[0]), "the first code cell installs on Colab"
+    assert "colab.research.google.com" in source(cells(notebook)[0]), "an Open in Colab badge up top"
+    katas = catalog.read(ROOT).katas
+    kata_cells = [cell for cell in code if cell["metadata"].get(KATA_TAG)]
+    assert kata_cells, f"{notebook.name} has no kata cell"
+    for cell in kata_cells:
+        kata = resolve_kata(cell["metadata"][KATA_TAG], katas)
+        stub = stubs.definition((ROOT / kata.path).read_text(encoding="utf-8"), kata.name)
+        assert source(cell).strip() == stub.strip(), f"{notebook.name}: the cell of {kata.name} is not its stub"
+        following = source(code[code.index(cell) + 1])
+        assert following.startswith("check(") and f'{kata.name}", {kata.name})' in following, (
+            f"{notebook.name}: the cell after {kata.name} should check it"
+        )
+
+
+def test_filling_puts_the_reference_solutions_in_the_kata_cells(tmp_path):
+    notebook = ROOT / "notebooks" / "attention.ipynb"
+    filled = cells(fill(notebook, tmp_path, ROOT))
+    softmax = next(cell for cell in filled if cell["metadata"].get(KATA_TAG) == "05_attention/stable_softmax")
+    assert "raise NotImplementedError" not in source(softmax) and "def stable_softmax" in source(softmax)
+    assert cells(notebook) != filled and len(filled) == len(cells(notebook))
+
+
+def run_in_a_fresh_interpreter(code: str) -> subprocess.CompletedProcess:
+    """Run `code` as a notebook kernel would: a function defined in __main__, `check` on it."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT / "notebooks", capture_output=True, text=True
+    )
+
+
+def test_check_passes_a_right_function_defined_in_a_cell_and_reports_a_wrong_one_with_the_tests_message():
+    result = run_in_a_fresh_interpreter(
+        """
+        import torch
+        from jaxtyping import Float
+        from torch import Tensor
+        from katakit import check
+
+        def stable_softmax(x: Float[Tensor, "... n"]) -> Float[Tensor, "... n"]:
+            shifted = x - x.amax(dim=-1, keepdim=True)
+            return shifted.exp() / shifted.exp().sum(dim=-1, keepdim=True)
+
+        def naive_softmax(x: Float[Tensor, "... n"]) -> Float[Tensor, "... n"]:
+            return x.exp() / x.exp().sum(dim=-1, keepdim=True)
+
+        print("RIGHT", check("stable_softmax", stable_softmax))
+        print("WRONG", check("stable_softmax", naive_softmax, lang="zh"))
+        """
+    )
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "stable_softmax: all" in out and "tests pass" in out and "RIGHT True" in out
+    wrong = out.split("RIGHT True")[1]
+    assert "WRONG False" in wrong and "tests fail" in wrong
+    assert "nan" in wrong.lower() or "overflow" in wrong.lower(), "the test's own teaching message"
+    assert "数值" in wrong or "softmax" in wrong, "the task and hint 1 in the learner's language"
+
+
+def test_a_strict_check_raises_for_ci():
+    result = run_in_a_fresh_interpreter(
+        """
+        import os
+        os.environ["KATAS_CHECK_STRICT"] = "1"
+        from katakit import check
+
+        def default_device():
+            return "cpu"
+
+        check("default_device", default_device)
+        """
+    )
+    assert result.returncode != 0 and "KataFailed" in result.stderr
