@@ -38,6 +38,14 @@ _DEFINITION = re.compile(r"(?:async\s+def|def|class)\s+(\w+)")
 
 
 @dataclass(frozen=True)
+class Effort:
+    """How hard a kata is (1 to 3) and about how many minutes it takes, as curriculum.toml says."""
+
+    difficulty: int
+    minutes: int
+
+
+@dataclass(frozen=True)
 class Topic:
     """One entry of curriculum.toml."""
 
@@ -45,6 +53,8 @@ class Topic:
     modules: tuple[str, ...]
     needs: tuple[str, ...] = ()
     preload: tuple[str, ...] = ()
+    reading: tuple[str, ...] = ()  # what to read or watch first: "what, which sections: URL"
+    efforts: dict[str, Effort] = field(default_factory=dict)  # kata name -> its effort
 
 
 def curriculum(root: Path) -> list[Topic]:
@@ -56,6 +66,8 @@ def curriculum(root: Path) -> list[Topic]:
             tuple(entry["modules"]),
             tuple(entry.get("needs", ())),
             tuple(entry.get("preload", ())),
+            tuple(entry.get("reading", ())),
+            {name: Effort(effort["difficulty"], effort["minutes"]) for name, effort in entry.get("katas", {}).items()},
         )
         for entry in declared["topic"]
     ]

@@ -350,14 +350,21 @@ def listing(options: argparse.Namespace, root: Path, implementation: str, style:
         found, _ = _catalog(root, options.topics, implementation)
         statuses = [Status(kata, "", side=found.side) for kata in found.katas]
     marks = {"": ""} | {name: f"[{name}]" for name in ("done", "to do", "failed", "blocked", "skipped")}
+    topics = {topic.folder: topic for topic in catalog.curriculum(root)}
+    task_text = _task_text(options, root)
     topic = None
     for status in statuses:
         if status.kata.topic != topic:
             topic = status.kata.topic
-            print(("\n" if topic != statuses[0].kata.topic else "") + style(topic, "bold"))
+            efforts = [topics[topic].efforts.get(s.kata.name) for s in statuses if s.kata.topic == topic]
+            hours = sum(effort.minutes for effort in efforts if effort) / 60
+            header = style(topic, "bold") + (f"  (about {hours:.1f} h)" if any(efforts) else "")
+            print(("\n" if topic != statuses[0].kata.topic else "") + header)
         mark = style.status(f"{marks[status.status]:<9}", status.status) + " " if status.status else ""
-        task = display.first_line(status.kata.task, 70)
-        print(f"  {mark}{style(status.kata.name, 'cyan'):<{36 if not style.enabled else 45}} {task}")
+        effort = topics[topic].efforts.get(status.kata.name)
+        size = f"{'*' * effort.difficulty:<3} {effort.minutes:>2} min  " if effort else ""
+        task = display.first_line(task_text(status.kata), 70)
+        print(f"  {mark}{size}{style(status.kata.name, 'cyan'):<{36 if not style.enabled else 45}} {task}")
         print(style(f"      {status.location}", "dim"))
     return 0
 

@@ -124,6 +124,10 @@ modules = ["linear_algebra"]
 folder = "09_toy"
 modules = ["toy"]
 
+[topic.katas]
+double = { difficulty = 1, minutes = 5 }
+halve = { difficulty = 2, minutes = 25 }
+
 [[topic]]
 folder = "10_later"
 modules = ["later"]
@@ -516,6 +520,8 @@ def test_list_shows_every_kata_in_order(repo, capsys):
     assert positions == sorted(positions)
     code, out, _ = katas(repo, "list", TOY, "--status", "--impl=reference", capsys=capsys)
     assert code == 0 and out.count("[done]") == 2
+    assert "09_toy  (about 0.5 h)" in out, "the topic's time, from curriculum.toml"
+    assert re.search(r"\*    5 min  double", out) and re.search(r"\*\*  25 min  halve", out), out
 
 
 # --- never lose a learner's work: stub regeneration -------------------------------------------------

@@ -89,6 +89,21 @@ def test_every_kata_states_task_shapes_and_hints(kata):
     assert len(kata.hints) >= 2, "give at least two hints: a nudge, then the key idea"
 
 
+@pytest.mark.parametrize("topic", catalog.curriculum(ROOT), ids=lambda topic: topic.folder)
+def test_curriculum_toml_gives_every_kata_a_difficulty_and_a_time_and_every_topic_a_reading(topic):
+    katas = [kata.name for kata in KATAS if kata.topic == topic.folder]
+    assert list(topic.efforts) == katas, f"{topic.folder}: [topic.katas] should list its katas in source order"
+    for name, effort in topic.efforts.items():
+        assert effort.difficulty in (1, 2, 3), f"{name}: difficulty is 1, 2 or 3"
+        assert type(effort.minutes) is int and 0 < effort.minutes <= 60, f"{name}: minutes, at most an hour"
+    assert topic.reading, f"{topic.folder}: what to read or watch first"
+    readmes = [(ROOT / name).read_text(encoding="utf-8") for name in ("README.md", "README.zh-CN.md")]
+    for entry in topic.reading:
+        url = entry.rsplit(": ", 1)[-1]
+        assert url.startswith("https://"), f"{topic.folder}: a reading entry ends with its URL: {entry}"
+        assert all(url in readme for readme in readmes), f"both READMEs list {topic.folder}'s reading: {url}"
+
+
 @pytest.mark.parametrize("topic", catalog.topics(ROOT))
 def test_every_kata_has_its_chinese_task_and_as_many_hints(topic):
     path = i18n.translation_file(ROOT, topic, "zh")
