@@ -52,3 +52,11 @@ def test_the_default_is_the_learners_stubs(clean_env):
 def test_a_later_topic_builds_on_the_earlier_one_from_the_same_side(side):
     transformer = impl.load(side, "06_transformer", "transformer", ROOT)
     assert transformer.Attention.__mro__[1].__module__ == f"{side}.05_attention.attention"
+
+
+def test_plain_pytest_in_the_root_runs_the_kata_tests_only(clean_env):
+    """A learner's `pytest` never runs the project's own tests (whose contract check would ask for
+    the stubs to be regenerated): testpaths is katas/."""
+    result = run_pytest("--collect-only", env=clean_env)
+    collected = [line for line in result.stdout.splitlines() if "::" in line]
+    assert collected and all(line.startswith("katas/") for line in collected), result.stdout[-2000:]
