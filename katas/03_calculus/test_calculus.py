@@ -8,9 +8,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from katakit.testing import assert_close
+from katakit.testing import ForbiddenCall, assert_close, calls, forbid
 
 F64 = torch.float64
+
+# Every way to ask torch for a derivative: torch.func's transforms and torch.autograd.functional go
+# through torch.autograd.grad, except forward mode (torch.func.jvp, jacfwd).
+AUTOGRAD = (
+    torch.autograd.grad,
+    torch.autograd.backward,
+    torch.Tensor.backward,
+    torch.func.jvp,
+    torch.func.jacfwd,
+)
 
 
 def bumpy(x: torch.Tensor) -> torch.Tensor:
@@ -39,8 +49,10 @@ def autograd_grads(fn, *inputs: torch.Tensor, upstream: torch.Tensor | None = No
 def test_numerical_gradient_matches_autograd(impl):
     x = torch.randn(7, dtype=F64)
     (expected,) = autograd_grads(bumpy, x)
+    # With the default eps = 1e-5 a central difference is off by eps**2 f''' / 6 + 1e-16 |f| / eps, under
+    # 1e-8 here; a one-sided difference is off by eps f'' / 2, about 1e-5.
     assert_close(
-        impl.numerical_gradient(bumpy, x, 1e-5),
+        impl.numerical_gradient(bumpy, x),
         expected,
         what="the central-difference gradient",
         hint="a one-sided difference (f(x + eps) - f(x)) / eps, a step of eps instead of 2 eps in the "
@@ -51,17 +63,20 @@ def test_numerical_gradient_matches_autograd(impl):
 
 
 @pytest.mark.kata("numerical_gradient")
-def test_numerical_gradient_is_second_order_accurate(impl):
-    # For a cubic the central difference is off by exactly eps**2 per coordinate; a one-sided
-    # difference is off by about 3 x eps, a thousand times more.
+def test_numerical_gradient_is_a_central_difference_with_step_eps(impl):
+    # For a cubic the central difference is off by exactly eps**2 per coordinate, 1e-6 at eps = 1e-3,
+    # and rounding adds only 1e-16 |f| / eps ~ 1e-12: atol=1e-9 tells it from a one-sided difference (off
+    # by 3 x eps), from an exact derivative (off by eps**2) and from a step other than the eps given.
     x = torch.linspace(1.0, 2.0, 5, dtype=F64)
-    eps = 1e-5
+    eps = 1e-3
+    with forbid(*AUTOGRAD, reason="estimate the gradient by central differences, with f alone (no autograd)"):
+        gradient = impl.numerical_gradient(lambda z: (z**3).sum(), x, eps)
     assert_close(
-        impl.numerical_gradient(lambda z: (z**3).sum(), x, eps),
+        gradient,
         3 * x**2 + eps**2,
-        what="the numerical gradient of sum(x**3)",
-        hint="a forward difference (f(x + eps) - f(x)) / eps is only first-order accurate: use "
-        "(f(x + eps) - f(x - eps)) / (2 eps)",
+        what=f"the central difference of sum(x**3) with eps = {eps}",
+        hint="(f(x + eps) - f(x - eps)) / (2 eps) with the eps given (a forward difference (f(x + eps) - f(x)) / eps "
+        "is only first-order accurate)",
         atol=1e-9,
         rtol=0,
     )
@@ -88,8 +103,10 @@ def test_chain_rule_matches_autograd(impl, chain):
     f, f_prime, g, g_prime = CHAINS[chain]
     x = torch.randn(6, dtype=F64)
     (expected,) = autograd_grads(lambda z: f(g(z)).sum(), x)
+    with forbid(*AUTOGRAD, reason="use only f, f_prime, g and g_prime, no autograd"):
+        derivative = impl.chain_rule(f, f_prime, g, g_prime, x)
     assert_close(
-        impl.chain_rule(f, f_prime, g, g_prime, x),
+        derivative,
         expected,
         what=f"(f o g)'(x) for {chain}",
         hint="f' evaluated at x instead of at g(x), or the factor g'(x) forgotten?",
@@ -107,8 +124,10 @@ def quadratic(A: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> torch.Tensor
 def test_gradient_descent_step_matches_autograd(impl):
     A, b, x = spd_matrix(5), torch.randn(5, dtype=F64), torch.randn(5, dtype=F64)
     (grad,) = autograd_grads(lambda z: quadratic(A, b, z), x)
+    with forbid(*AUTOGRAD, reason="work the gradient of the quadratic out by hand"):
+        new_x = impl.gradient_descent_step(A, b, x, 0.1)
     assert_close(
-        impl.gradient_descent_step(A, b, x, 0.1),
+        new_x,
         x - 0.1 * grad,
         what="the point after one step",
         hint="the gradient of 1/2 x^T A x - b^T x is A x - b; a descent step subtracts lr times it",
@@ -163,7 +182,8 @@ def test_linear_backward_matches_autograd(impl):
     x, W = torch.randn(batch, d_in, dtype=F64), torch.randn(d_out, d_in, dtype=F64)
     b, grad_out = torch.randn(d_out, dtype=F64), torch.randn(batch, d_out, dtype=F64)
     expected = autograd_grads(F.linear, x, W, b, upstream=grad_out)
-    actual = impl.linear_backward(x, W, b, grad_out)
+    with forbid(*AUTOGRAD, reason="write the backward pass by hand, without autograd"):
+        actual = impl.linear_backward(x, W, b, grad_out)
     assert isinstance(actual, tuple) and len(actual) == 3, "return the tuple (grad_x, grad_W, grad_b)"
     hints = {
         "grad_x": "grad_out @ W, shaped like x",
@@ -180,8 +200,10 @@ def test_relu_backward_matches_autograd(impl):
     x[0, :2] = 0.0  # torch's convention: the derivative at exactly 0 is 0
     grad_out = torch.randn(3, 4, dtype=F64)
     (expected,) = autograd_grads(torch.relu, x, upstream=grad_out)
+    with forbid(*AUTOGRAD, reason="write the backward pass by hand, without autograd"):
+        grad_x = impl.relu_backward(x, grad_out)
     assert_close(
-        impl.relu_backward(x, grad_out),
+        grad_x,
         expected,
         what="dL/dx through a ReLU",
         hint="mask grad_out with (x > 0): strictly positive inputs (x >= 0 lets the gradient through at 0); "
@@ -194,8 +216,10 @@ def test_tanh_backward_matches_autograd(impl):
     x = 2 * torch.randn(2, 5, dtype=F64)
     grad_out = torch.randn(2, 5, dtype=F64)
     (expected,) = autograd_grads(torch.tanh, x, upstream=grad_out)
+    with forbid(*AUTOGRAD, reason="write the backward pass by hand, without autograd"):
+        grad_x = impl.tanh_backward(x, grad_out)
     assert_close(
-        impl.tanh_backward(x, grad_out),
+        grad_x,
         expected,
         what="dL/dx through a tanh",
         hint="tanh'(x) = 1 - tanh(x)**2, the square of the output; 1 - x**2 squares the input",
@@ -207,8 +231,10 @@ def test_softmax_cross_entropy_backward_matches_autograd(impl):
     batch, classes = 5, 3
     logits, targets = torch.randn(batch, classes, dtype=F64), torch.randint(classes, (batch,))
     (expected,) = autograd_grads(lambda z: F.cross_entropy(z, targets), logits)
+    with forbid(*AUTOGRAD, reason="work the gradient out by hand, without autograd"):
+        grad_logits = impl.softmax_cross_entropy_backward(logits, targets)
     assert_close(
-        impl.softmax_cross_entropy_backward(logits, targets),
+        grad_logits,
         expected,
         what="dL/dlogits of the mean cross-entropy",
         hint="(softmax(logits) - one_hot(targets)) / batch: softmax over the classes axis, and the mean "
@@ -242,7 +268,9 @@ def test_mlp_forward_backward_matches_autograd(impl):
     def loss_fn(W1, b1, W2, b2):
         return F.cross_entropy(F.linear(F.linear(x, W1, b1).relu(), W2, b2), targets)
 
-    loss, *grads = impl.mlp_forward_backward(x, targets, *params)
+    expected_grads = autograd_grads(loss_fn, *params)
+    with forbid(*AUTOGRAD, reason="compose the backward passes of the previous katas, without autograd"):
+        loss, *grads = impl.mlp_forward_backward(x, targets, *params)
     assert_close(
         loss,
         loss_fn(*params),
@@ -250,7 +278,7 @@ def test_mlp_forward_backward_matches_autograd(impl):
         hint="mean over the batch of -log_softmax(logits)[target]; hidden = relu(x @ W1.T + b1)",
     )
     names = ["grad_W1", "grad_b1", "grad_W2", "grad_b2"]
-    for name, got, want in zip(names, grads, autograd_grads(loss_fn, *params), strict=True):
+    for name, got, want in zip(names, grads, expected_grads, strict=True):
         assert_close(
             got,
             want,
@@ -545,11 +573,30 @@ def squash(x: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
 def test_jacobian_matches_torch(impl):
     M, x = torch.randn(3, 5, dtype=F64), torch.randn(5, dtype=F64)
     expected = torch.autograd.functional.jacobian(lambda z: squash(z, M), x)
+    with forbid(torch.func.jacrev, torch.func.jacfwd, reason="build the rows with torch.autograd.grad"):
+        J = impl.jacobian(lambda z: squash(z, M), x)
     assert_close(
-        impl.jacobian(lambda z: squash(z, M), x),
+        J,
         expected,
         what="the Jacobian [m, n]",
         hint="row i is the gradient of output i with respect to x; keep the graph with retain_graph=True",
+    )
+
+
+@pytest.mark.kata("jacobian")
+def test_jacobian_is_built_with_torch_autograd_grad(impl):
+    M, x = torch.randn(3, 5, dtype=F64), torch.randn(5, dtype=F64)
+    impl.jacobian(lambda z: squash(z, M), x)  # a stub fails here, with NotImplementedError
+    shortcuts = sorted(name for name in calls(impl.jacobian) if name.split(".")[-1] == "jacobian")
+    assert not shortcuts, f"jacobian calls {shortcuts}: the docstring asks for the rows from torch.autograd.grad"
+    try:
+        with forbid(torch.autograd.grad, torch.autograd.backward, torch.Tensor.backward, reason="(a probe)"):
+            impl.jacobian(lambda z: squash(z, M), x)
+    except ForbiddenCall:
+        return  # it asked reverse-mode autograd, as the docstring says
+    raise AssertionError(
+        "jacobian never called torch.autograd.grad: the docstring asks for each row as the gradient of one output, "
+        "from reverse-mode autograd (finite differences are neither exact nor what is asked)"
     )
 
 
@@ -569,8 +616,10 @@ def test_jacobian_of_a_linear_map_is_its_matrix(impl):
 def test_jvp_matches_torch_func(impl):
     M, x, v = torch.randn(3, 5, dtype=F64), torch.randn(5, dtype=F64), torch.randn(5, dtype=F64)
     _, expected = torch.func.jvp(lambda z: squash(z, M), (x,), (v,))
+    # At the default eps = 1e-6 a central difference is off by eps**2 f''' / 6 + 1e-16 |f| / eps, about 1e-10;
+    # a one-sided difference is off by eps f'' / 2, about 1e-6.
     assert_close(
-        impl.jvp(lambda z: squash(z, M), x, v, 1e-6),
+        impl.jvp(lambda z: squash(z, M), x, v),
         expected,
         what="J(x) @ v",
         hint="(f(x + eps v) - f(x - eps v)) / (2 eps): a one-sided difference is not precise enough",
@@ -580,10 +629,39 @@ def test_jvp_matches_torch_func(impl):
 
 
 @pytest.mark.kata("jvp")
+def test_jvp_is_a_central_difference_with_step_eps_along_v(impl):
+    # f(z) = M z**3: the central difference along v is exactly M (3 x**2 v + eps**2 v**3), 1e-6 away from
+    # J v at eps = 1e-3, and rounding adds only 1e-16 |f| / eps ~ 1e-12. atol=1e-9 tells it from an exact
+    # J v (autograd), a one-sided difference, a step other than the eps given, or a normalised v.
+    M, x, v = torch.randn(3, 5, dtype=F64), torch.randn(5, dtype=F64), torch.randn(5, dtype=F64)
+    eps, evaluations = 1e-3, []
+
+    def f(z: torch.Tensor) -> torch.Tensor:
+        evaluations.append(z)
+        return M @ z**3
+
+    with forbid(*AUTOGRAD, reason="estimate J v by a central finite difference, with f alone (no autograd)"):
+        jv = impl.jvp(f, x, v, eps)
+    assert len(evaluations) <= 2, (
+        f"jvp evaluated f {len(evaluations)} times: J v costs two evaluations, at x + eps v and x - eps v, whatever "
+        "n is (one per axis would build the whole Jacobian)"
+    )
+    assert_close(
+        jv,
+        M @ (3 * x**2 * v + eps**2 * v**3),
+        what=f"the central difference of f(x) = M x**3 along v with eps = {eps}",
+        hint="(f(x + eps v) - f(x - eps v)) / (2 eps), with the eps given and v as it is",
+        atol=1e-9,
+        rtol=0,
+    )
+
+
+@pytest.mark.kata("jvp")
 def test_jvp_of_a_linear_map(impl):
     M, x, v = torch.randn(7, 2, dtype=F64), torch.randn(2, dtype=F64), torch.randn(2, dtype=F64)
+    # Exact for a linear map up to rounding, 1e-16 |f| / eps ~ 1e-11; dividing by eps instead of 2 eps doubles it.
     assert_close(
-        impl.jvp(lambda z: M @ z + 1.0, x, v, 1e-6),
+        impl.jvp(lambda z: M @ z + 1.0, x, v, 1e-4),
         M @ v,
         what="J(x) @ v for f(x) = M x + 1",
         hint="divide by the distance between the two points, 2 eps; and move along v, not along each axis",

@@ -126,7 +126,8 @@ def linear_backward(
 ) -> tuple[Float[Tensor, "batch d_in"], Float[Tensor, "d_out d_in"], Float[Tensor, "d_out"]]:
     """Backward pass of a linear layer y = x @ W.T + b (W stored as [d_out, d_in], like nn.Linear).
 
-    Given the upstream gradient dL/dy, return (dL/dx, dL/dW, dL/db).
+    Given the upstream gradient dL/dy, return (dL/dx, dL/dW, dL/db), worked out by hand, without
+    autograd.
 
     Shapes:
         x: [batch, d_in], the layer's input
@@ -151,7 +152,8 @@ def linear_backward(
 def relu_backward(x: Float[Tensor, "*shape"], grad_out: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
     """Backward pass of ReLU: given its input x and the upstream gradient dL/dy, return dL/dx.
 
-    relu(x) = max(x, 0). At x = 0 exactly, use derivative 0 (the convention torch follows).
+    relu(x) = max(x, 0). At x = 0 exactly, use derivative 0 (the convention torch follows). Work it
+    out by hand, without autograd.
 
     Shapes:
         x: any shape, the input of the ReLU
@@ -170,6 +172,8 @@ def relu_backward(x: Float[Tensor, "*shape"], grad_out: Float[Tensor, "*shape"])
 @kata
 def tanh_backward(x: Float[Tensor, "*shape"], grad_out: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
     """Backward pass of tanh: given its input x and the upstream gradient dL/dy, return dL/dx.
+
+    Work it out by hand, without autograd.
 
     Shapes:
         x: any shape, the input of the tanh
@@ -471,7 +475,7 @@ def jvp(
     v: Float64[Tensor, "n"],
     eps: float = 1e-6,
 ) -> Float64[Tensor, "m"]:
-    """Estimate the Jacobian-vector product J(x) @ v of `f` by a central finite difference.
+    """Estimate the Jacobian-vector product J(x) @ v of `f` by a central finite difference, with step eps along v.
 
     J v is the directional derivative: the first-order change of f(x) when x moves along v,
     f(x + t v) = f(x) + t J v + O(t**2). It costs two evaluations of f whatever n is, without ever
