@@ -82,6 +82,7 @@ NAMESPACES = (
     "torch",
     "torch.linalg",
     "torch.autograd",
+    "torch.autograd.functional",
     "torch.func",
     "torch.fft",
     "torch.special",

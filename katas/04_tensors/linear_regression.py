@@ -19,7 +19,9 @@ def least_squares_normal_equations(
     """Fit y ~ x W^T + b by least squares, solving the normal equations; return (W, b).
 
     Append a column of ones to x so that the bias is one more weight: with X = [x, 1], the
-    least-squares coefficients B (one column per output) solve X^T X B = X^T y.
+    least-squares coefficients B (one column per output) solve X^T X B = X^T y. Solve that square
+    system with a linear solver: no explicit inverse, and no torch.linalg.lstsq or pinv, which would
+    skip the normal equations (the tests check).
 
     Shapes:
         x: [n, d_in], one example per row
@@ -39,7 +41,9 @@ def least_squares_lstsq(
     """Fit y ~ x W^T + b by least squares with torch.linalg.lstsq; return (W, b).
 
     Same problem as least_squares_normal_equations, solved by a QR-based routine that never forms
-    X^T X (whose condition number is the square of X's), so it stays accurate on nearly collinear data.
+    X^T X (whose condition number is the square of X's), so it stays accurate on nearly collinear data:
+    in float64, with two columns of x equal to about 6 digits (X's condition number about 1e7), it
+    recovers noise-free coefficients to within 1e-6, where the normal equations are off by about 1e-2.
 
     Shapes:
         x: [n, d_in]
@@ -80,6 +84,8 @@ class LinearModel(nn.Module):
 @kata
 def default_device() -> torch.device:
     """Return the device to train on: CUDA when it is available, otherwise the CPU.
+
+    Ask torch.cuda whether CUDA is available (the tests stand in for its answer to try both cases).
 
     Shapes:
         returns: a torch.device (not a string)

@@ -439,7 +439,9 @@ def round_half_away_from_zero(x: Float[Tensor, "n"]) -> Float[Tensor, "n"]:
     """Round each element to the nearest whole number, ties away from zero (numpy-100 #29, school rounding).
 
     1.2 -> 1, 2.5 -> 3, -2.5 -> -3, 0.5 -> 1. torch.round (like np.round and Python's round)
-    sends ties to the nearest even number instead: 2.5 -> 2, 0.5 -> 0.
+    sends ties to the nearest even number instead: 2.5 -> 2, 0.5 -> 0. Every float counts, the
+    awkward ones too: the float just below 0.5 (0.49999997 in float32) rounds to 0, and a whole
+    number such as float32's 8388609.0 (2**23 + 1) stays as it is.
 
     Shapes:
         x: [n]

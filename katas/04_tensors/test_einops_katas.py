@@ -1,10 +1,12 @@
 """Tests for katas/04_tensors/einops_katas.py: each pattern against the plain torch ops it replaces."""
 
+import inspect
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from katakit.testing import assert_close
+from katakit.testing import assert_close, calls
 
 # Distinct sizes everywhere, so that a swapped pair of axes changes the shape or the values.
 BATCH, C, H, W = 2, 3, 4, 5
@@ -12,6 +14,57 @@ BATCH, C, H, W = 2, 3, 4, 5
 
 def images(batch: int = BATCH, c: int = C, h: int = H, w: int = W) -> torch.Tensor:
     return torch.randn(batch, c, h, w)
+
+
+# The einops function each kata's task names ("Use einops.reduce."), and one valid call of the kata.
+WRITTEN_WITH = {
+    "flatten_images": ("rearrange", lambda: (images(),)),
+    "unflatten_images": ("rearrange", lambda: (torch.randn(BATCH, C * H * W), C, H, W)),
+    "image_grid": ("rearrange", lambda: (images(batch=6), 2)),
+    "swap_last_two_axes": ("rearrange", lambda: (torch.randn(2, 3, 5),)),
+    "channels_last": ("rearrange", lambda: (images(),)),
+    "channels_first": ("rearrange", lambda: (torch.randn(BATCH, H, W, C),)),
+    "max_pool": ("reduce", lambda: (images(h=4, w=6),)),
+    "mean_pool": ("reduce", lambda: (images(h=4, w=6),)),
+    "split_heads": ("rearrange", lambda: (torch.randn(2, 5, 12), 3)),
+    "merge_heads": ("rearrange", lambda: (torch.randn(2, 3, 5, 4),)),
+    "repeat_over_batch": ("repeat", lambda: (torch.randn(5, 7), 3)),
+    "repeat_kv_heads": ("repeat", lambda: (torch.randn(2, 3, 5, 4), 2)),
+    "upsample_nearest": ("repeat", lambda: (images(), 2)),
+    "pack_features": ("pack", lambda: (torch.randn(2), torch.randn(2, 3), torch.randn(2, 5, 7))),
+    "unpack_features": ("unpack", lambda: (torch.randn(2, 1 + 3 + 5 * 7), 3, 5, 7)),
+}
+
+
+def einops_functions_called(kata) -> set[str]:
+    """The einops functions the kata's source calls, by whatever name it reaches them: einops.reduce,
+    or reduce after `from einops import reduce` (x.repeat, torch's Tensor.repeat, is not einops')."""
+    namespace = inspect.unwrap(kata).__globals__
+    found = set()
+    for name in calls(kata):
+        head, *attributes = name.split(".")
+        if head == "einops" and len(attributes) == 1:  # also when einops is imported inside the kata
+            found.add(attributes[0])
+            continue
+        target = namespace.get(head)
+        for attribute in attributes:
+            target = getattr(target, attribute, None)
+        if getattr(target, "__module__", "").split(".")[0] == "einops":
+            found.add(getattr(target, "__name__", name))
+    return found
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.kata(name)) for name in WRITTEN_WITH])
+def test_the_kata_is_written_with_einops(impl, name):
+    function, example = WRITTEN_WITH[name]
+    kata = getattr(impl, name)
+    kata(*example())  # first make it work: an unwritten kata fails here, with NotImplementedError
+    called = einops_functions_called(kata)
+    assert function in called, (
+        f"{name} does not call einops.{function} (einops functions it calls: {', '.join(sorted(called)) or 'none'}). "
+        f"This kata is about einops: write it with einops.{function}, as its task says, rather than with "
+        "reshape, permute, expand or cat."
+    )
 
 
 @pytest.mark.kata("flatten_images")

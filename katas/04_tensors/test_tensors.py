@@ -2,16 +2,39 @@
 
 import datetime
 import decimal
+import itertools
 
 import numpy as np
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 
 from katakit.testing import assert_close
 
 
 def from_numpy(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def dtype_id(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+class TemporaryTensors(TorchFunctionMode):
+    """Inside the block, notes every torch call that returns a tensor with memory of its own: one whose storage
+    is none of `tensors`' (a view or an in-place result shares theirs)."""
+
+    def __init__(self, *tensors: torch.Tensor):
+        super().__init__()
+        self.storages = {tensor.untyped_storage().data_ptr() for tensor in tensors}
+        self.made: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        result = func(*args, **(kwargs or {}))
+        for output in result if isinstance(result, tuple | list) else (result,):
+            if isinstance(output, torch.Tensor) and output.untyped_storage().data_ptr() not in self.storages:
+                self.made.append(getattr(func, "__name__", repr(func)))
+        return result
 
 
 # numpy-100 #3
@@ -32,6 +55,7 @@ def test_null_vector_is_float_zeros(impl):
         ((2, 3, 7), torch.int8),
         ((5,), torch.bool),
         ((4, 3), torch.int64),
+        ((), torch.complex64),
     ],
 )
 def test_memory_size_matches_numpy_nbytes(impl, shape, dtype):
@@ -116,14 +140,23 @@ def test_nonzero_indices_of_the_exercise(impl):
 
 @pytest.mark.kata("nonzero_indices")
 def test_nonzero_indices_match_numpy(impl):
-    x = torch.randint(-2, 3, (11,)).double()
+    # negative values pinned at the front, whatever the seed draws after them
+    x = torch.cat([torch.tensor([-1.5, 0.0, -2.0]), torch.randint(-2, 3, (11,)).double()])
     assert_close(
         impl.nonzero_indices(x),
         from_numpy(np.nonzero(x.numpy())[0].astype(np.int64)),
         what="nonzero_indices(x)",
         hint="negative values are non-zero too: test x != 0, not x > 0",
     )
-    assert impl.nonzero_indices(torch.zeros(4)).shape == (0,), "a vector of zeros has no non-zero index: shape [0]"
+
+
+@pytest.mark.kata("nonzero_indices")
+def test_nonzero_indices_of_zeros_is_empty_int64(impl):
+    result = impl.nonzero_indices(torch.zeros(4))
+    assert result.shape == (0,) and result.dtype == torch.int64, (
+        f"a vector of zeros has no non-zero index: expected an empty int64 tensor of shape [0], got {result.dtype} "
+        f"of shape {list(result.shape)}. torch.tensor([]) from an empty list is float32."
+    )
 
 
 # numpy-100 #11
@@ -140,8 +173,22 @@ def test_random_cube_is_reproducible_from_its_generator(impl):
     again = impl.random_cube(3, torch.Generator().manual_seed(seed))
     other = impl.random_cube(3, torch.Generator().manual_seed(seed + 1))
     assert first.shape == (3, 3, 3), f"expected shape [3, 3, 3], got {list(first.shape)}"
+    assert first.dtype == torch.float32, f"expected float32 (torch's default), got {first.dtype}"
     assert torch.equal(first, again), "the same seed should give the same cube: draw from `generator=`"
     assert not torch.equal(first, other), "different seeds gave the same cube: did you ignore the generator?"
+
+
+@pytest.mark.kata("random_cube")
+def test_random_cube_draws_from_its_generator_only(impl):
+    generator = torch.Generator().manual_seed(int(torch.randint(0, 2**31, ())))
+    generator_before, global_before = generator.get_state(), torch.get_rng_state()
+    impl.random_cube(3, generator)
+    assert not torch.equal(generator.get_state(), generator_before), (
+        "the generator's state did not move: the cube was not drawn from it (pass generator=generator)"
+    )
+    assert torch.equal(torch.get_rng_state(), global_before), (
+        "torch's global random state changed: draw from `generator`, and don't reseed or use the global state"
+    )
 
 
 @pytest.mark.kata("random_cube")
@@ -164,20 +211,27 @@ def test_min_and_max_of_the_whole_matrix(impl):
 
 # numpy-100 #14
 @pytest.mark.kata("mean_value")
-def test_mean_value_of_floats_matches_numpy(impl):
-    x = torch.rand(30, dtype=torch.float64)
-    assert_close(impl.mean_value(x), torch.tensor(np.mean(x.numpy())), what="mean_value(x)")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64], ids=dtype_id)
+def test_mean_value_of_floats_matches_numpy_in_their_dtype(impl, dtype):
+    x = torch.rand(30, dtype=dtype)
+    assert_close(
+        impl.mean_value(x),
+        torch.tensor(np.mean(x.numpy().astype(np.float64))).to(dtype),  # the exact mean, rounded to x's dtype
+        what=f"mean_value(x) of {dtype} values",
+        hint="float input keeps its dtype: don't convert it (x.float() would turn float64 and float16 into float32)",
+    )
 
 
 @pytest.mark.kata("mean_value")
-def test_mean_value_of_integers_is_not_rounded(impl):
-    x = torch.tensor([1, 2, 4, 4])
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8], ids=dtype_id)
+def test_mean_value_of_integers_is_a_float32_and_not_rounded(impl, dtype):
+    x = torch.tensor([1, 2, 4, 4], dtype=dtype)
     assert_close(
         impl.mean_value(x),
         torch.tensor(np.mean(x.numpy()), dtype=torch.float32),
-        what="mean_value([1, 2, 4, 4])",
-        hint="integer division (// or a cast back to int) throws away the .75",
-        check_dtype=False,
+        what=f"mean_value([1, 2, 4, 4]) of {dtype} values",
+        hint="integers become float32 (x.float()) before averaging; integer division (// or a cast back to int) "
+        "throws away the .75",
     )
 
 
@@ -212,13 +266,15 @@ def test_pad_with_zeros_matches_numpy(impl, width):
 @pytest.mark.kata("nan_aware_equal")
 def test_nan_aware_equal_matches_numpy_equal_nan(impl):
     nan, inf = float("nan"), float("inf")
-    a = torch.tensor([1.0, nan, nan, 2.0, inf, -inf, 0.0, inf])
-    b = torch.tensor([1.0, nan, 3.0, nan, inf, inf, -0.0, nan])
+    # the last two pairs are close but not equal: torch.isclose(a, b, equal_nan=True) calls them equal
+    a = torch.tensor([1.0, nan, nan, 2.0, inf, -inf, 0.0, inf, 1.0, 1e-9])
+    b = torch.tensor([1.0, nan, 3.0, nan, inf, inf, -0.0, nan, 1.0000001, 0.0])
     expected = np.isclose(a.numpy(), b.numpy(), rtol=0, atol=0, equal_nan=True)
     result = impl.nan_aware_equal(a, b)
     assert torch.equal(result, from_numpy(expected)), (
         f"for a = {a.tolist()}\n and b = {b.tolist()}\nexpected {expected.tolist()}\ngot      {result.tolist()}. "
-        "NaN matches only NaN: `a == b` says False for NaN == NaN, and a NaN is never equal to a number."
+        "NaN matches only NaN: `a == b` says False for NaN == NaN, and a NaN is never equal to a number. "
+        "Numbers must be exactly equal: torch.isclose has tolerances."
     )
 
 
@@ -366,7 +422,8 @@ def test_sum_with_start_is_pythons_sum(impl, start):
 # numpy-100 #27
 @pytest.mark.kata("chained_comparison")
 def test_chained_comparison_matches_python_on_each_element(impl):
-    a, b, c = torch.randint(0, 4, (3, 12))
+    # every ordering of three values, ties included
+    a, b, c = torch.tensor(list(itertools.product(range(3), repeat=3))).T
     expected = [ai < bi > ci for ai, bi, ci in zip(a.tolist(), b.tolist(), c.tolist(), strict=True)]
     result = impl.chained_comparison(a, b, c)
     assert result.tolist() == expected, (
@@ -382,24 +439,26 @@ def test_divide_integers_matches_numpy_true_division(impl):
     with np.errstate(divide="ignore", invalid="ignore"):
         expected = numerator.numpy() / denominator.numpy()
     result = impl.divide_integers(numerator, denominator)
+    assert result.is_floating_point(), f"the quotients should be floating point, got {result.dtype}: use /, not //"
     assert_close(
         result,
         from_numpy(expected),
         what="divide_integers([7, -7, 1, -1, 0, 6, 5], [2, 2, 0, 0, 0, 3, -4])",
         hint="floor or truncating division? Division by zero gives inf, -inf or NaN, not 0 or an error",
-        check_dtype=False,
+        check_dtype=False,  # the docstring promises "floating point", not a dtype: numpy's float64 or torch's float32
         equal_nan=True,
     )
 
 
 # numpy-100 #29
 @pytest.mark.kata("round_away_from_zero")
-def test_round_away_from_zero_matches_numpy(impl):
-    x = torch.cat([torch.tensor([1.2, -1.2, 2.5, -2.5, 3.0, -3.0, 0.1, -0.1]), 10 * torch.randn(12)]).double()
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=dtype_id)
+def test_round_away_from_zero_matches_numpy(impl, dtype):
+    x = torch.cat([torch.tensor([1.2, -1.2, 2.5, -2.5, 3.0, -3.0, 0.1, -0.1]), 10 * torch.randn(12)]).to(dtype)
     assert_close(
         impl.round_away_from_zero(x),
         from_numpy(np.copysign(np.ceil(np.abs(x.numpy())), x.numpy())),
-        what="round_away_from_zero(x)",
+        what=f"round_away_from_zero(x) in {dtype}",
         hint="ceil sends -1.2 to -1 (toward zero) and round sends 1.2 to 1: go up for positives, down for negatives",
     )
 
@@ -410,13 +469,30 @@ def round_half_up(value: float) -> float:
 
 
 @pytest.mark.kata("round_half_away_from_zero")
-def test_round_half_away_from_zero_on_ties(impl):
-    x = torch.tensor([0.5, 1.5, 2.5, 3.5, -0.5, -1.5, -2.5, 4.5], dtype=torch.float64)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=dtype_id)
+def test_round_half_away_from_zero_on_ties(impl, dtype):
+    x = torch.tensor([0.5, 1.5, 2.5, 3.5, -0.5, -1.5, -2.5, 4.5], dtype=dtype)
     assert_close(
         impl.round_half_away_from_zero(x),
-        torch.tensor([round_half_up(v) for v in x.tolist()], dtype=torch.float64),
-        what="round_half_away_from_zero on ties (x.5)",
+        torch.tensor([round_half_up(v) for v in x.tolist()], dtype=dtype),
+        what=f"round_half_away_from_zero on ties (x.5) in {dtype}",
         hint="torch.round rounds ties to even (2.5 -> 2); floor(x + 0.5) is wrong for negatives (-2.5 -> -2)",
+    )
+
+
+@pytest.mark.kata("round_half_away_from_zero")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=dtype_id)
+def test_round_half_away_from_zero_of_the_awkward_floats(impl, dtype):
+    half, zero = torch.tensor(0.5, dtype=dtype), torch.tensor(0.0, dtype=dtype)
+    just_below_half = torch.nextafter(half, zero).item()  # 0.49999997 in float32
+    odd_whole = 1 / torch.finfo(dtype).eps + 1  # 2**23 + 1 in float32: floats 1 apart there, so x + 0.5 is rounded
+    x = torch.tensor([just_below_half, -just_below_half, odd_whole, -odd_whole, 0.0], dtype=dtype)
+    assert_close(
+        impl.round_half_away_from_zero(x),
+        torch.tensor([round_half_up(v) for v in x.tolist()], dtype=dtype),
+        what=f"round_half_away_from_zero({x.tolist()}) in {dtype}",
+        hint="floor(|x| + 0.5) rounds twice: |x| + 0.5 is itself rounded to the dtype (0.49999997 + 0.5 is 1.0 in "
+        "float32). Compare the fraction |x| - floor(|x|), which is exact, with 0.5 instead",
     )
 
 
@@ -456,12 +532,15 @@ def test_common_values_of_the_docstring_and_of_disjoint_tensors(impl):
 
 # numpy-100 #32
 @pytest.mark.kata("complex_sqrt")
-def test_complex_sqrt_matches_numpy_emath(impl):
-    x = torch.tensor([-4.0, -1.0, 0.0, 2.25, 9.0, -0.25], dtype=torch.float64)
+@pytest.mark.parametrize(
+    ("dtype", "complex_dtype"), [(torch.float32, torch.complex64), (torch.float64, torch.complex128)], ids=dtype_id
+)
+def test_complex_sqrt_matches_numpy_emath(impl, dtype, complex_dtype):
+    x = torch.tensor([-4.0, -1.0, 0.0, 2.25, 9.0, -0.25, -2.0], dtype=dtype)
     assert_close(
         impl.complex_sqrt(x),
-        from_numpy(np.emath.sqrt(x.numpy())),
-        what="complex_sqrt(x)",
+        from_numpy(np.emath.sqrt(x.double().numpy())).to(complex_dtype),
+        what=f"complex_sqrt(x) of {dtype} values, which should be {complex_dtype}",
         hint="sqrt of a real negative is NaN: take the root of a complex tensor; positives must stay real (no 1j)",
     )
 
@@ -514,14 +593,28 @@ def test_in_place_expression_writes_into_a(impl):
     )
 
 
+@pytest.mark.kata("in_place_expression")
+def test_in_place_expression_makes_no_temporary_tensor(impl):
+    a = torch.randn(7, dtype=torch.float64)
+    b = torch.randn(7, dtype=torch.float64)
+    with TemporaryTensors(a, b) as watch:
+        impl.in_place_expression(a, b)
+    assert not watch.made, (
+        f"in_place_expression made temporary tensors, with {', '.join(watch.made)}: compute into a and b only, with "
+        "in-place methods (b.add_(a), a.div_(-2), a.mul_(b)) or out=; `a + b`, `-a / 2` or `a.copy_(...)` of an "
+        "expression each allocate a new tensor"
+    )
+
+
 # numpy-100 #36
 @pytest.mark.kata("integer_part")
-def test_integer_part_truncates_toward_zero(impl):
-    x = torch.cat([torch.tensor([-2.7, 2.7, -0.5, 3.0, -3.0]), 10 * torch.randn(10)]).double()
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=dtype_id)
+def test_integer_part_truncates_toward_zero(impl, dtype):
+    x = torch.cat([torch.tensor([-2.7, 2.7, -0.5, 3.0, -3.0]), 10 * torch.randn(10)]).to(dtype)
     assert_close(
         impl.integer_part(x),
         from_numpy(np.trunc(x.numpy())),
-        what="integer_part(x)",
+        what=f"integer_part(x) in {dtype}",
         hint="floor (and x - x % 1) sends -2.7 to -3; the integer part of -2.7 is -2",
     )
 

@@ -3,6 +3,7 @@
 An einops pattern names every axis, `"batch c h w -> batch h w c"`, and a parenthesised group is
 one axis of the tensor made of several named ones: in `"(h d)"` the index runs over d fastest,
 exactly as `reshape` lays it out. Getting the order inside a group right is most of the game.
+Every kata here is about einops: write each one with the einops function its task names (the tests check).
 """
 
 import einops
@@ -17,6 +18,7 @@ def flatten_images(images: Float[Tensor, "batch c h w"]) -> Float[Tensor, "batch
     """Flatten each image of a batch into one vector, in the memory order of its axes (c, then h, then w).
 
     This is what a linear layer in front of a convolutional network needs: one row of features per image.
+    Use einops.rearrange.
 
     Shapes:
         images: [batch, c, h, w]
@@ -34,7 +36,7 @@ def flatten_images(images: Float[Tensor, "batch c h w"]) -> Float[Tensor, "batch
 def unflatten_images(flat: Float[Tensor, "batch features"], c: int, h: int, w: int) -> Float[Tensor, "batch c h w"]:
     """Undo `flatten_images`: turn each row of c*h*w features back into a [c, h, w] image.
 
-    The features are laid out as flatten_images lays them out: c slowest, w fastest.
+    The features are laid out as flatten_images lays them out: c slowest, w fastest. Use einops.rearrange.
 
     Shapes:
         flat: [batch, c * h * w]
@@ -53,7 +55,7 @@ def image_grid(images: Float[Tensor, "batch c h w"], rows: int) -> Float[Tensor,
     """Tile a batch of rows * cols images into one big image, `rows` images down and cols across.
 
     The images fill the grid row by row: image 0 is top left, image 1 to its right, and image
-    `cols` starts the second row.
+    `cols` starts the second row. Use einops.rearrange.
 
     Shapes:
         images: [rows * cols, c, h, w]
@@ -72,7 +74,7 @@ def image_grid(images: Float[Tensor, "batch c h w"], rows: int) -> Float[Tensor,
 
 @kata
 def swap_last_two_axes(x: Float[Tensor, "*batch m n"]) -> Float[Tensor, "*batch n m"]:
-    """Transpose the last two axes of a tensor with any number of leading (batch) axes.
+    """Transpose the last two axes of a tensor with any number of leading (batch) axes. Use einops.rearrange.
 
     Shapes:
         x: [*batch, m, n], any number of leading axes (even none)
@@ -89,6 +91,8 @@ def swap_last_two_axes(x: Float[Tensor, "*batch m n"]) -> Float[Tensor, "*batch 
 def channels_last(images: Float[Tensor, "batch c h w"]) -> Float[Tensor, "batch h w c"]:
     """Reorder a batch of images from channels-first (PyTorch's layout) to channels-last (PIL's, numpy's).
 
+    Use einops.rearrange.
+
     Shapes:
         images: [batch, c, h, w]
         returns: [batch, h, w, c]
@@ -103,6 +107,8 @@ def channels_last(images: Float[Tensor, "batch c h w"]) -> Float[Tensor, "batch 
 @kata
 def channels_first(images: Float[Tensor, "batch h w c"]) -> Float[Tensor, "batch c h w"]:
     """Reorder a batch of channels-last images to channels-first, the layout torch.nn.Conv2d expects.
+
+    Use einops.rearrange.
 
     Shapes:
         images: [batch, h, w, c]
@@ -119,7 +125,7 @@ def channels_first(images: Float[Tensor, "batch h w c"]) -> Float[Tensor, "batch
 def max_pool(images: Float[Tensor, "batch c h w"], size: int = 2) -> Float[Tensor, "batch c h_out w_out"]:
     """Max-pool: cut each image into size x size blocks and keep the largest value of each block.
 
-    h and w are multiples of `size`; the blocks do not overlap.
+    h and w are multiples of `size`; the blocks do not overlap. Use einops.reduce.
 
     Shapes:
         images: [batch, c, h, w]
@@ -138,7 +144,7 @@ def max_pool(images: Float[Tensor, "batch c h w"], size: int = 2) -> Float[Tenso
 def mean_pool(images: Float[Tensor, "batch c h w"], size: int = 2) -> Float[Tensor, "batch c h_out w_out"]:
     """Average-pool: cut each image into size x size blocks and keep the mean of each block.
 
-    h and w are multiples of `size`; the blocks do not overlap.
+    h and w are multiples of `size`; the blocks do not overlap. Use einops.reduce.
 
     Shapes:
         images: [batch, c, h, w]
@@ -156,7 +162,7 @@ def mean_pool(images: Float[Tensor, "batch c h w"], size: int = 2) -> Float[Tens
 def split_heads(x: Float[Tensor, "batch seq d_model"], n_heads: int) -> Float[Tensor, "batch n_heads seq d_head"]:
     """Split the model dimension into attention heads: head i owns features i*d_head ... (i+1)*d_head - 1.
 
-    This is how nn.MultiheadAttention and GPT-2 lay out the heads inside d_model.
+    This is how nn.MultiheadAttention and GPT-2 lay out the heads inside d_model. Use einops.rearrange.
 
     Shapes:
         x: [batch, seq, d_model], d_model = n_heads * d_head
@@ -172,7 +178,7 @@ def split_heads(x: Float[Tensor, "batch seq d_model"], n_heads: int) -> Float[Te
 
 @kata
 def merge_heads(x: Float[Tensor, "batch n_heads seq d_head"]) -> Float[Tensor, "batch seq n_heads*d_head"]:
-    """Undo split_heads: concatenate the heads' features back into d_model, head 0 first.
+    """Undo split_heads: concatenate the heads' features back into d_model, head 0 first. Use einops.rearrange.
 
     Shapes:
         x: [batch, n_heads, seq, d_head]
@@ -188,7 +194,9 @@ def merge_heads(x: Float[Tensor, "batch n_heads seq d_head"]) -> Float[Tensor, "
 
 @kata
 def repeat_over_batch(pos_embed: Float[Tensor, "seq d_model"], batch: int) -> Float[Tensor, "batch seq d_model"]:
-    """Give every sequence of a batch its own copy of the positional embeddings.
+    """Give every sequence of a batch the same positional embeddings, along a new leading batch axis.
+
+    Use einops.repeat. (It may return a view that shares pos_embed's memory, as torch's expand does: fine here.)
 
     Shapes:
         pos_embed: [seq, d_model]
@@ -210,6 +218,7 @@ def repeat_kv_heads(
 
     With kv_heads key heads and n_heads = kv_heads * n_rep query heads, query head i reads key
     head i // n_rep: the copies of a key head sit next to each other (0, 0, 1, 1, ... for n_rep = 2).
+    Use einops.repeat.
 
     Shapes:
         keys: [batch, kv_heads, seq, d_head]
@@ -226,6 +235,8 @@ def repeat_kv_heads(
 @kata
 def upsample_nearest(images: Float[Tensor, "batch c h w"], factor: int) -> Float[Tensor, "batch c h_out w_out"]:
     """Nearest-neighbour upsampling: every pixel becomes a factor x factor block of copies of itself.
+
+    Use einops.repeat.
 
     Shapes:
         images: [batch, c, h, w]
@@ -248,7 +259,7 @@ def pack_features(
     """Pack three per-example inputs of different shapes into one feature row per example.
 
     The row holds the scalar first, then the n vector entries, then the m * k matrix entries
-    (row by row): 1 + n + m * k features.
+    (row by row): 1 + n + m * k features. Use einops.pack.
 
     Shapes:
         scalars: [batch]
@@ -271,6 +282,8 @@ def unpack_features(
     packed: Float[Tensor, "batch features"], n: int, m: int, k: int
 ) -> tuple[Float[Tensor, "batch"], Float[Tensor, "batch n"], Float[Tensor, "batch m k"]]:
     """Undo pack_features: split each row back into the scalar, the n-vector and the m x k matrix.
+
+    Use einops.unpack.
 
     Shapes:
         packed: [batch, 1 + n + m * k]

@@ -496,7 +496,9 @@ def round_half_away_from_zero(x: Float[Tensor, "n"]) -> Float[Tensor, "n"]:
     """Round each element to the nearest whole number, ties away from zero (numpy-100 #29, school rounding).
 
     1.2 -> 1, 2.5 -> 3, -2.5 -> -3, 0.5 -> 1. torch.round (like np.round and Python's round)
-    sends ties to the nearest even number instead: 2.5 -> 2, 0.5 -> 0.
+    sends ties to the nearest even number instead: 2.5 -> 2, 0.5 -> 0. Every float counts, the
+    awkward ones too: the float just below 0.5 (0.49999997 in float32) rounds to 0, and a whole
+    number such as float32's 8388609.0 (2**23 + 1) stays as it is.
 
     Shapes:
         x: [n]
@@ -504,10 +506,15 @@ def round_half_away_from_zero(x: Float[Tensor, "n"]) -> Float[Tensor, "n"]:
 
     Hints:
         1. Try torch.round on torch.tensor([0.5, 1.5, 2.5]) and compare with what you want.
-        2. For a magnitude m >= 0, rounding m + 0.5 down rounds ties up: do that on |x|, then put the sign of
-           x back as in round_away_from_zero.
+        2. Work on the magnitude |x| and put the sign of x back at the end, as in round_away_from_zero. A
+           magnitude m rounds up when its fraction m - floor(m) is at least 0.5: that subtraction is exact,
+           whereas floor(m + 0.5) is not, because m + 0.5 is itself rounded to the dtype (0.49999997 + 0.5
+           is 1.0 in float32).
     """
-    return torch.copysign(torch.floor(x.abs() + 0.5), x)
+    magnitude = x.abs()
+    whole = torch.floor(magnitude)
+    rounded = torch.where(magnitude - whole >= 0.5, whole + 1, whole)
+    return torch.copysign(rounded, x)
 
 
 @kata
