@@ -334,8 +334,9 @@ def std_of_sample_means(samples: Float[Tensor, "repeats n"]) -> Float[Tensor, ""
 
     Each row of `samples` is one experiment of n i.i.d. draws. Compute each experiment's
     sample mean, then the (unbiased) standard deviation of those means across experiments.
-    The central limit theorem predicts sigma / sqrt(n), whatever the distribution of one draw:
-    averaging 4 times as many draws halves the spread.
+    Independence alone predicts sigma / sqrt(n), for any n and whatever the distribution of one
+    draw: averaging 4 times as many draws halves the spread. (That is not yet the central limit
+    theorem, which is about the *shape* of the distribution of the mean: next kata.)
 
     Shapes:
         samples: [repeats, n], row r is the r-th experiment
@@ -344,5 +345,24 @@ def std_of_sample_means(samples: Float[Tensor, "repeats n"]) -> Float[Tensor, ""
     Hints (the next one: katas hint std_of_sample_means 2):
         1. Two reductions over two different axes: first average within each experiment, then measure the
            spread across experiments.
+    """
+    raise NotImplementedError
+
+
+@kata
+def standardised_means(samples: Float[Tensor, "repeats n"], mu: float, sigma: float) -> Float[Tensor, " repeats"]:
+    """Standardise the sample mean of each experiment: sqrt(n) * (mean - mu) / sigma.
+
+    Each row of `samples` is one experiment of n i.i.d. draws from a distribution with mean `mu`
+    and standard deviation `sigma`. The central limit theorem says that, whatever that
+    distribution (skewed, discrete...), these standardised means become normally distributed,
+    N(0, 1), as n grows; for small n they keep the shape of the source (an exponential's skew).
+
+    Shapes:
+        samples: [repeats, n], row r is the r-th experiment
+        returns: [repeats], the standardised mean of each experiment
+
+    Hints (the next one: katas hint standardised_means 2):
+        1. Centre the mean of each row at 0, then scale it so that its standard deviation is 1 whatever n is.
     """
     raise NotImplementedError

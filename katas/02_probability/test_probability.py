@@ -626,3 +626,69 @@ def test_std_of_sample_means_quarters_with_sixteen_times_the_draws(impl):
     assert abs(few / many / 4 - 1) < tolerance, (
         f"going from 4 to 64 draws should shrink the spread of the mean by sqrt(16) = 4, it shrank by {few / many:.2f}"
     )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.kata("standardised_means")
+def test_standardised_means_computation(impl, dtype):
+    samples = torch.tensor([[1.0, 2.0, 6.0, 3.0], [0.0, 0.5, 0.5, 1.0]], dtype=dtype)
+    expected = torch.tensor([(3.0 - 1.5) * 2 / 0.5, (0.5 - 1.5) * 2 / 0.5], dtype=dtype)  # sqrt(4) = 2
+    assert_close(
+        impl.standardised_means(samples, 1.5, 0.5),
+        expected,
+        what="sqrt(n) * (row mean - mu) / sigma of two rows of n = 4",
+        hint="the mean of each row (axis 1), minus mu, divided by sigma / sqrt(n): sqrt(n), not n or n - 1",
+    )
+
+
+def _berry_esseen(n: int, third_moment_ratio: float) -> float:
+    """How far the CDF of a standardised mean of n draws can be from the normal one (Berry-Esseen:
+    C rho / (sigma^3 sqrt(n)), with C = 0.4748 and rho = E|X - mu|^3)."""
+    return 0.4748 * third_moment_ratio / math.sqrt(n)
+
+
+# rho / sigma^3 of an exponential (whatever its rate) and of a Bernoulli(0.3)
+EXPONENTIAL_RATIO = 12 / math.e - 2
+BERNOULLI_P = 0.3
+BERNOULLI_RATIO = (BERNOULLI_P**2 + (1 - BERNOULLI_P) ** 2) / math.sqrt(BERNOULLI_P * (1 - BERNOULLI_P))
+
+
+@pytest.mark.parametrize(
+    ("source", "mu", "sigma", "ratio"),
+    [
+        ("exponential", 1 / 2.0, 1 / 2.0, EXPONENTIAL_RATIO),
+        ("bernoulli", BERNOULLI_P, math.sqrt(BERNOULLI_P * (1 - BERNOULLI_P)), BERNOULLI_RATIO),
+    ],
+)
+@pytest.mark.kata("standardised_means")
+def test_standardised_means_of_many_draws_are_standard_normal(impl, source, mu, sigma, ratio):
+    repeats, n = 4000, 400
+    if source == "exponential":
+        draws = Exponential(torch.tensor(2.0, dtype=F64)).sample((repeats, n))
+    else:
+        draws = torch.bernoulli(torch.full((repeats, n), BERNOULLI_P, dtype=F64))
+    standard_normal = Normal(torch.tensor(0.0, dtype=F64), torch.tensor(1.0, dtype=F64))
+    distance = ks_distance(impl.standardised_means(draws, mu, sigma), standard_normal.cdf)
+    bound = _berry_esseen(n, ratio) + dkw_bound(repeats)
+    assert distance < bound, (
+        f"the central limit theorem: standardised means of n = {n} {source} draws should be close to N(0, 1), "
+        f"but their CDF is {distance:.3f} away from the normal one (allowed: {bound:.3f}, the Berry-Esseen bound plus "
+        "sampling error). Did you divide by sigma / sqrt(n), and subtract mu from the mean?"
+    )
+
+
+@pytest.mark.kata("standardised_means")
+def test_standardised_means_of_few_skewed_draws_are_not_yet_normal(impl):
+    """n = 2 exponential draws: the standardised mean cannot go below -sqrt(2), where the normal
+    CDF is already 0.079, so the CDFs are at least that far apart: the theorem is about large n."""
+    repeats, rate = 4000, 2.0
+    draws = Exponential(torch.tensor(rate, dtype=F64)).sample((repeats, 2))
+    standardised = impl.standardised_means(draws, 1 / rate, 1 / rate)
+    standard_normal = Normal(torch.tensor(0.0, dtype=F64), torch.tensor(1.0, dtype=F64))
+    distance, noise = ks_distance(standardised, standard_normal.cdf), dkw_bound(repeats)
+    assert standardised.min().item() >= -math.sqrt(2) - 1e-9, (
+        "sqrt(2) * (mean - 1/2) / (1/2) >= -sqrt(2) for draws >= 0"
+    )
+    assert distance > standard_normal.cdf(torch.tensor(-math.sqrt(2), dtype=F64)).item() - noise, (
+        f"2 exponential draws are skewed: their standardised mean is not normal yet (KS distance {distance:.3f})"
+    )
