@@ -4,6 +4,24 @@ An einops pattern names every axis, `"batch c h w -> batch h w c"`, and a parent
 one axis of the tensor made of several named ones: in `"(h d)"` the index runs over d fastest,
 exactly as `reshape` lays it out. Getting the order inside a group right is most of the game.
 Every kata here is about einops: write each one with the einops function its task names (the tests check).
+
+Read or watch first (curriculum.toml's `reading`):
+- Nicolas Rougier, 100 numpy exercises, the first third (#1-#43), which tensors.py redoes in
+  torch:
+  https://github.com/rougier/numpy-100
+- einops, part 1: einops basics, all of it (rearrange: composing and decomposing axes, the order
+  of axes inside a group; reduce, with pooling; repeat; adding and removing axes), for
+  einops_katas.py:
+  https://einops.rocks/1-einops-basics/
+- Tim Rocktäschel, Einsum is All you Need, the worked examples (transpose, sums, column sum,
+  matrix-vector and matrix-matrix products, dot, Hadamard and outer products, batch matrix
+  multiplication, tensor contraction, bilinear transformation) and the attention case study, for
+  einsum_katas.py:
+  https://rockt.github.io/2018/04/30/einsum
+- Andrej Karpathy, The spelled-out intro to neural networks and backpropagation: building
+  micrograd, the comparison with PyTorch and the last part (a training loop by gradient descent,
+  and what happens when the gradients are not zeroed), for linear_regression.py:
+  https://www.youtube.com/watch?v=VMj-3S1tku0
 """
 
 import einops

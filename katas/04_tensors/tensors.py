@@ -5,6 +5,24 @@ https://github.com/rougier/numpy-100. The exercises about importing, printing ve
 documentation, silencing warnings and timing a sum (#1, #2, #5, #31, #41) have no kata. Where torch
 and numpy disagree (rounding, standard deviation, nonzero, integer division...), the tests expect
 numpy's answer, so these katas are also a tour of the places where a numpy habit misleads you.
+
+Read or watch first (curriculum.toml's `reading`):
+- Nicolas Rougier, 100 numpy exercises, the first third (#1-#43), which tensors.py redoes in
+  torch:
+  https://github.com/rougier/numpy-100
+- einops, part 1: einops basics, all of it (rearrange: composing and decomposing axes, the order
+  of axes inside a group; reduce, with pooling; repeat; adding and removing axes), for
+  einops_katas.py:
+  https://einops.rocks/1-einops-basics/
+- Tim Rocktäschel, Einsum is All you Need, the worked examples (transpose, sums, column sum,
+  matrix-vector and matrix-matrix products, dot, Hadamard and outer products, batch matrix
+  multiplication, tensor contraction, bilinear transformation) and the attention case study, for
+  einsum_katas.py:
+  https://rockt.github.io/2018/04/30/einsum
+- Andrej Karpathy, The spelled-out intro to neural networks and backpropagation: building
+  micrograd, the comparison with PyTorch and the last part (a training loop by gradient descent,
+  and what happens when the gradients are not zeroed), for linear_regression.py:
+  https://www.youtube.com/watch?v=VMj-3S1tku0
 """
 
 import datetime

@@ -1,5 +1,25 @@
 """Probability: expectations, sample statistics, the Gaussian, maximum likelihood, softmax and
-cross-entropy, entropy and KL divergence, sampling, and the central limit theorem."""
+cross-entropy, entropy and KL divergence, sampling, and the central limit theorem.
+
+Read or watch first (curriculum.toml's `reading`):
+- Neel Nanda, Mechanistic Interpretability Prerequisites, 'Probability basics': the list names no
+  resource here, only the concepts (basic distributions: expectation, standard deviation, the
+  normal distribution; log likelihood; maximum likelihood estimation; random variables; the
+  central limit theorem):
+  https://www.neelnanda.io/mechanistic-interpretability/prereqs
+- Jacob Hilton, Deep Learning Curriculum, the 'Pre-prerequisites' section: probability (expected
+  value, standard deviation, independence, the normal distribution) and the optional extras
+  statistics (estimators, standard errors: std_of_sample_means) and information theory (entropy,
+  KL divergence), with its suggested resources:
+  https://github.com/jacobhilton/deep_learning_curriculum
+- Andrej Karpathy, The spelled-out intro to neural networks and backpropagation: building
+  micrograd, the last part (training by gradient descent: forward pass, zero the gradients,
+  backward, update), before fit_gaussian_by_gradient_ascent:
+  https://www.youtube.com/watch?v=VMj-3S1tku0
+- Neel Nanda, transformer template notebook, its loss function (log_softmax, then gather the
+  target's log-probability, negate and average), for log_softmax and cross_entropy:
+  https://www.neelnanda.io/transformer-template
+"""
 
 import math
 

@@ -1,5 +1,18 @@
 """Calculus: finite differences, the chain rule, gradient descent, hand-written backward passes,
-a scalar autograd engine, Jacobians and Jacobian-vector products."""
+a scalar autograd engine, Jacobians and Jacobian-vector products.
+
+Read or watch first (curriculum.toml's `reading`):
+- Andrej Karpathy, The spelled-out intro to neural networks and backpropagation: building
+  micrograd, all of it: the derivative of a function estimated numerically, the Value object,
+  manual backpropagation through an expression and a neuron, the backward function of each
+  operation, the topological sort, the bug when a node is used twice (hence +=), breaking up tanh,
+  the comparison with PyTorch, and the MLP trained by gradient descent:
+  https://www.youtube.com/watch?v=VMj-3S1tku0
+- Jacob Hilton, Deep Learning Curriculum, the 'Pre-prerequisites' section on calculus
+  (differentiation, partial differentiation, the chain rule, Taylor series: the first-order
+  approximation behind jvp):
+  https://github.com/jacobhilton/deep_learning_curriculum
+"""
 
 import math
 from collections.abc import Callable

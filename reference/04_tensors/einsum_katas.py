@@ -4,6 +4,24 @@
 named on the left, and sums over every index that does not appear on the right. `einops.einsum`
 does the same with whole words for indices: `einops.einsum(a, b, "rows inner, inner cols -> rows cols")`.
 Every kata here is about einsum: write each one with torch.einsum or einops.einsum (the tests check).
+
+Read or watch first (curriculum.toml's `reading`):
+- Nicolas Rougier, 100 numpy exercises, the first third (#1-#43), which tensors.py redoes in
+  torch:
+  https://github.com/rougier/numpy-100
+- einops, part 1: einops basics, all of it (rearrange: composing and decomposing axes, the order
+  of axes inside a group; reduce, with pooling; repeat; adding and removing axes), for
+  einops_katas.py:
+  https://einops.rocks/1-einops-basics/
+- Tim Rocktäschel, Einsum is All you Need, the worked examples (transpose, sums, column sum,
+  matrix-vector and matrix-matrix products, dot, Hadamard and outer products, batch matrix
+  multiplication, tensor contraction, bilinear transformation) and the attention case study, for
+  einsum_katas.py:
+  https://rockt.github.io/2018/04/30/einsum
+- Andrej Karpathy, The spelled-out intro to neural networks and backpropagation: building
+  micrograd, the comparison with PyTorch and the last part (a training loop by gradient descent,
+  and what happens when the gradients are not zeroed), for linear_regression.py:
+  https://www.youtube.com/watch?v=VMj-3S1tku0
 """
 
 import einops
