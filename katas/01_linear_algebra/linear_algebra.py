@@ -81,7 +81,8 @@ def has_orthonormal_columns(matrix: Float[Tensor, "n k"], atol: float = 1e-6) ->
 
     Orthonormal columns: each has length 1 and any two are perpendicular. A tall matrix (n > k) can
     have orthonormal columns; its rows then are not orthonormal. Floating point is never exact,
-    so compare with the tolerance, entry by entry.
+    so compare with the tolerance, entry by entry. `matrix` may have any float dtype and live on
+    any device.
 
     Shapes:
         matrix: [n, k]
@@ -145,7 +146,8 @@ def power_iteration(
 
     Dominant: the eigenvalue of largest absolute value (it may be negative). Start from a random
     vector and multiply by `matrix` again and again: the component along the dominant eigenvector
-    grows fastest and takes over. The eigenvector's sign is arbitrary.
+    grows fastest and takes over. The eigenvector's sign is arbitrary. `matrix` may live on any
+    device.
 
     Shapes:
         matrix: [d, d], symmetric, with one eigenvalue strictly largest in absolute value

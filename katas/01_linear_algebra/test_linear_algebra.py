@@ -5,13 +5,17 @@ matrix_rank) and algebraic identities. Matrices are float64 so that tolerances s
 are built with a known spectrum where the test needs one.
 """
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import pytest
 import torch
 from torch import Tensor
 
-from katakit.testing import assert_close
+from katakit.testing import assert_close, calls, forbid
 
 F64 = torch.float64
+T = TypeVar("T")
 
 
 def random_orthogonal(n: int) -> Tensor:
@@ -35,6 +39,22 @@ def symmetric_with_eigenvalues(eigenvalues: list[float]) -> Tensor:
     """A symmetric matrix Q diag(eigenvalues) Q^T with a random orthogonal Q."""
     q = random_orthogonal(len(eigenvalues))
     return q @ torch.diag(torch.tensor(eigenvalues, dtype=F64)) @ q.T
+
+
+def with_default_device_elsewhere(call: Callable[[], T]) -> T:
+    """Run `call` with CUDA as the default device: a helper tensor created without device= then lands on CUDA (an
+    error without a GPU, a device mismatch with one), while device=matrix.device keeps it next to the input."""
+    with torch.device("cuda"):
+        try:
+            return call()
+        except NotImplementedError:  # a stub, not a device problem (NotImplementedError is a RuntimeError)
+            raise
+        except (AssertionError, RuntimeError) as error:
+            raise AssertionError(
+                f"a tensor created without device= failed ({type(error).__name__}: {error}). Create helper tensors "
+                "(the identity, the start vector) on the device of the input, device=matrix.device, so the code also "
+                "runs on a GPU."
+            ) from error
 
 
 def sign_aligned(v: Tensor, reference: Tensor) -> Tensor:
@@ -199,7 +219,57 @@ def test_orthonormality_is_checked_up_to_the_tolerance(impl):
     assert impl.has_orthonormal_columns(q32) is True, "a float32 Q from torch.linalg.qr should pass with atol=1e-6"
 
 
+@pytest.mark.kata("has_orthonormal_columns")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64], ids=str)
+def test_orthonormality_in_any_float_dtype(impl, dtype):
+    q, _ = torch.linalg.qr(torch.randn(7, 3, dtype=F64))
+    # Rounding Q to `dtype` and the product Q^T Q each cost a few eps of the dtype: 10 eps is plenty, while the
+    # stretched column below is off by 1.5^2 - 1 = 1.25 > 10 eps of every dtype (bfloat16: 0.078).
+    atol = 10 * torch.finfo(dtype).eps
+    assert impl.has_orthonormal_columns(q.to(dtype), atol=atol) is True, (
+        f"a {dtype} Q with orthonormal columns should pass with atol={atol:g}: build the identity in the dtype of "
+        "`matrix` (torch.eye(k, dtype=matrix.dtype, ...))"
+    )
+    stretched = q * torch.tensor([1.0, 1.5, 1.0], dtype=F64)
+    assert impl.has_orthonormal_columns(stretched.to(dtype), atol=atol) is False, (
+        f"in {dtype}, a column of length 1.5 should be rejected with atol={atol:g}"
+    )
+
+
+@pytest.mark.kata("has_orthonormal_columns")
+def test_orthonormality_on_any_device(impl):
+    q, _ = torch.linalg.qr(torch.randn(7, 3, dtype=F64))
+    assert with_default_device_elsewhere(lambda: impl.has_orthonormal_columns(q)) is True
+
+
+@pytest.mark.kata("has_orthonormal_columns")
+def test_the_tolerance_applies_entry_by_entry(impl):
+    # Columns whose Q^T Q is I + 8e-4 off the diagonal: every entry is within atol=1e-3 of the identity,
+    # but the whole difference is not (Frobenius norm sqrt(6) * 8e-4 = 2e-3, spectral norm 1.6e-3).
+    off = 8e-4
+    gram = (1 - off) * torch.eye(3, dtype=F64) + off * torch.ones(3, 3, dtype=F64)
+    q, _ = torch.linalg.qr(torch.randn(7, 3, dtype=F64))
+    matrix = q @ torch.linalg.cholesky(gram).T  # matrix^T matrix = L L^T = gram
+    assert impl.has_orthonormal_columns(matrix, atol=1e-3) is True, (
+        "every entry of Q^T Q is within atol=1e-3 of the identity (the dot products are 8e-4), so the answer is "
+        "yes: compare entry by entry (torch.allclose, or the largest absolute difference), not the norm of Q^T Q - I"
+    )
+    assert impl.has_orthonormal_columns(matrix, atol=5e-4) is False, (
+        "the dot products between columns are 8e-4 > atol=5e-4: the answer is no. Use the `atol` argument."
+    )
+
+
 # --- gram_schmidt -----------------------------------------------------------------------------------
+
+QR = (
+    torch.linalg.qr,
+    torch.qr,
+    torch.Tensor.qr,
+    torch.geqrf,
+    torch.Tensor.geqrf,
+    torch.linalg.householder_product,
+    torch.orgqr,
+)
 
 
 @pytest.mark.kata("gram_schmidt")
@@ -230,8 +300,10 @@ def test_gram_schmidt_spans_the_same_space(impl):
 def test_gram_schmidt_matches_qr_up_to_the_signs(impl):
     vectors = torch.randn(7, 3, dtype=F64)
     q, r = torch.linalg.qr(vectors)
+    with forbid(*QR, reason="build the basis by Gram-Schmidt, column by column, not with a QR routine"):
+        result = impl.gram_schmidt(vectors)
     assert_close(
-        impl.gram_schmidt(vectors),
+        result,
         q * torch.sign(torch.diagonal(r)),
         what="the Gram-Schmidt basis (QR's Q with diag(R) > 0)",
         hint="process the columns left to right, and keep each one pointing along its input column",
@@ -281,21 +353,35 @@ def test_a_general_basis_changes_dot_products(impl):
 # --- power_iteration --------------------------------------------------------------------------------
 
 
-def check_dominant_eigenpair(impl, matrix: Tensor, num_iterations: int) -> None:
+EIGENSOLVERS = (
+    torch.linalg.eigh,
+    torch.linalg.eigvalsh,
+    torch.linalg.eig,
+    torch.linalg.eigvals,
+    torch.linalg.svd,
+    torch.linalg.svdvals,
+    torch.svd,
+    torch.Tensor.svd,
+    torch.lobpcg,
+)
+
+
+def check_dominant_eigenpair(impl, matrix: Tensor, num_iterations: int, hint: str = "") -> None:
     eigenvalues, eigenvectors = torch.linalg.eigh(matrix)
     dominant = torch.argmax(eigenvalues.abs())
-    value, vector = impl.power_iteration(matrix, num_iterations)
+    with forbid(*EIGENSOLVERS, reason="find the eigenpair by power iteration: multiply and normalise, repeatedly"):
+        value, vector = impl.power_iteration(matrix, num_iterations)
     assert_close(
         value,
         eigenvalues[dominant],
         what="the dominant eigenvalue",
-        hint="use the Rayleigh quotient v . (M v) of the unit vector: the norm of M v loses the sign",
+        hint=hint or "use the Rayleigh quotient v . (M v) of the unit vector: the norm of M v loses the sign",
     )
     assert_close(
         sign_aligned(vector, eigenvectors[:, dominant]),
         eigenvectors[:, dominant],
         what="the dominant eigenvector (sign aligned)",
-        hint="normalise after every step, and return the vector with length 1",
+        hint=hint or "normalise after every step, and return the vector with length 1",
     )
 
 
@@ -317,6 +403,36 @@ def test_power_iteration_does_not_overflow_on_large_eigenvalues(impl):
         "6000^300 overflows float64: normalise the vector after EVERY multiplication, not only at the end"
     )
     check_dominant_eigenpair(impl, matrix, 300)
+
+
+@pytest.mark.kata("power_iteration")
+def test_power_iteration_returns_a_unit_vector_even_without_iterations(impl):
+    matrix = symmetric_with_eigenvalues([1.0, 5.0, -2.0, 0.5, 2.5])
+    _, vector = impl.power_iteration(matrix, 0)
+    assert_close(
+        torch.linalg.vector_norm(vector),
+        torch.tensor(1.0, dtype=F64),
+        what="the length of the vector after num_iterations=0",
+        hint="the eigenvector is always returned with length 1: normalise the random start vector too",
+    )
+
+
+@pytest.mark.kata("power_iteration")
+def test_power_iteration_works_on_any_device(impl):
+    matrix = symmetric_with_eigenvalues([1.0, 5.0, -2.0, 0.5, 2.5])
+    with_default_device_elsewhere(lambda: impl.power_iteration(matrix, 3))
+
+
+@pytest.mark.kata("power_iteration")
+def test_power_iteration_starts_from_a_random_vector(impl):
+    # The dominant eigenvector (0, 1, -1, 0, 0) / sqrt(2) is orthogonal to the all-ones vector and to e_0, e_4:
+    # started there, the iteration only finds it through round-off, which grows by 5 / 4.5 per step:
+    # from 1e-16 to about 1e-5 in 240 steps. From a random start the error shrinks by 0.9 per step: 1e-11.
+    dominant = torch.tensor([0.0, 1.0, -1.0, 0.0, 0.0], dtype=F64) / 2**0.5
+    basis, _ = torch.linalg.qr(torch.cat([dominant[:, None], torch.randn(5, 4, dtype=F64)], dim=1))
+    matrix = basis @ torch.diag(torch.tensor([5.0, 4.5, 1.0, -0.5, 0.2], dtype=F64)) @ basis.T
+    hint = "start from a RANDOM vector (torch.randn): a fixed start (ones, e_0) misses an orthogonal eigenvector"
+    check_dominant_eigenpair(impl, matrix, 240, hint=hint)
 
 
 # --- diagonalize ------------------------------------------------------------------------------------
@@ -365,16 +481,32 @@ def test_diagonalize_rebuilds_the_matrix(impl):
 
 # --- matrix_power_via_eigen -------------------------------------------------------------------------
 
+MATRIX_POWER = (torch.linalg.matrix_power, torch.matrix_power, torch.Tensor.matrix_power)
+
 
 @pytest.mark.kata("matrix_power_via_eigen")
 @pytest.mark.parametrize("k", [0, 1, 3, 6, -2])
 def test_matrix_power_via_eigen_matches_matrix_power(impl, k):
     matrix, _ = with_eigenvalues([1.5, -2.0, 0.5, 3.0, -0.8])
+    expected = torch.linalg.matrix_power(matrix, k)
+    with forbid(*MATRIX_POWER, reason="go through the eigendecomposition A = V diag(lambda) V^-1"):
+        result = impl.matrix_power_via_eigen(matrix, k)
     assert_close(
-        impl.matrix_power_via_eigen(matrix, k),
-        torch.linalg.matrix_power(matrix, k),
+        result,
+        expected,
         what=f"A^{k}",
         hint="V diag(lambda ** k) V^-1: powers of the eigenvalues (not k * lambda), and V^-1, not V^T",
+    )
+
+
+@pytest.mark.kata("matrix_power_via_eigen")
+def test_matrix_power_via_eigen_uses_the_eigendecomposition(impl):
+    matrix, _ = with_eigenvalues([1.5, -2.0, 0.5, 3.0, -0.8])
+    impl.matrix_power_via_eigen(matrix, 2)
+    called = calls(impl.matrix_power_via_eigen)
+    assert any(name.split(".")[-1] in ("diagonalize", "eig") for name in called), (
+        f"matrix_power_via_eigen calls {sorted(called)}: it should go through the eigendecomposition, with your "
+        "diagonalize (or torch.linalg.eig), not multiply A by itself k times"
     )
 
 
@@ -434,6 +566,21 @@ def test_svd_via_eigh_singular_values(impl):
 
 
 @pytest.mark.kata("svd_via_eigh")
+def test_svd_via_eigh_with_singular_values_below_one(impl):
+    u, _ = torch.linalg.qr(torch.randn(7, 3, dtype=F64))
+    spectrum = torch.tensor([2.0, 0.5, 0.05], dtype=F64)
+    matrix = u @ torch.diag(spectrum) @ random_orthogonal(3).T
+    # Squaring costs accuracy: eigh(A^T A) is off by ~eps * 4, so s = 0.05 by ~eps * 4 / (2 * 0.05), still 1e-14.
+    _, singular_values, _ = impl.svd_via_eigh(matrix)
+    assert_close(
+        singular_values,
+        spectrum,
+        what="the singular values",
+        hint="the eigenvalues of A^T A are the SQUARED singular values, and they must come in descending order",
+    )
+
+
+@pytest.mark.kata("svd_via_eigh")
 def test_svd_via_eigh_rebuilds_the_matrix(impl):
     matrix = torch.randn(7, 3, dtype=F64)
     u, s, v = impl.svd_via_eigh(matrix)
@@ -454,16 +601,13 @@ def test_svd_via_eigh_singular_vectors_are_orthonormal(impl):
 
 
 @pytest.mark.kata("svd_via_eigh")
-def test_svd_via_eigh_does_not_call_torch_svd(impl, monkeypatch):
+def test_svd_via_eigh_does_not_call_torch_svd(impl):
     matrix = torch.randn(7, 3, dtype=F64)
-
-    def forbidden(*args, **kwargs):
-        raise AssertionError("svd_via_eigh should build the SVD from torch.linalg.eigh(A^T A), not call an SVD")
-
-    for name in ("svd", "svdvals"):
-        monkeypatch.setattr(torch.linalg, name, forbidden)
-    monkeypatch.setattr(torch, "svd", forbidden)
-    impl.svd_via_eigh(matrix)
+    expected = torch.linalg.svdvals(matrix)
+    svds = (torch.linalg.svd, torch.linalg.svdvals, torch.svd, torch.Tensor.svd, torch.svd_lowrank)
+    with forbid(*svds, reason="build the SVD from torch.linalg.eigh(A^T A)"):
+        _, singular_values, _ = impl.svd_via_eigh(matrix)
+    assert_close(singular_values, expected, what="the singular values")
 
 
 # --- low_rank_approximation -------------------------------------------------------------------------
@@ -493,6 +637,17 @@ def test_low_rank_approximation_has_rank_k(impl, shape):
     for k in (1, 2):
         rank = torch.linalg.matrix_rank(impl.low_rank_approximation(matrix, k)).item()
         assert rank == k, f"the rank-{k} approximation has rank {rank}: keep exactly k singular values (off by one?)"
+
+
+@pytest.mark.kata("low_rank_approximation")
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_rank_zero_approximation_is_zero(impl, shape):
+    assert_close(
+        impl.low_rank_approximation(torch.randn(*shape, dtype=F64), 0),
+        torch.zeros(*shape, dtype=F64),
+        what="the rank-0 approximation",
+        hint="k = 0 keeps no singular value: the sum of no rank-1 pieces is the zero matrix",
+    )
 
 
 @pytest.mark.kata("low_rank_approximation")
@@ -532,13 +687,19 @@ def rank_deficient(m: int, n: int, rank: int) -> Tensor:
     return torch.randn(m, rank, dtype=F64) @ torch.randn(rank, n, dtype=F64)
 
 
+PINV = (torch.linalg.pinv, torch.pinverse, torch.Tensor.pinverse, torch.linalg.lstsq)
+
+
 @pytest.mark.kata("pseudo_inverse")
 @pytest.mark.parametrize("shape", [(7, 3), (3, 5)], ids=str)
 def test_pseudo_inverse_of_a_full_rank_matrix(impl, shape):
     matrix = torch.randn(*shape, dtype=F64)
+    expected = torch.linalg.pinv(matrix)
+    with forbid(*PINV, reason="build A+ from the SVD of A"):
+        result = impl.pseudo_inverse(matrix)
     assert_close(
-        impl.pseudo_inverse(matrix),
-        torch.linalg.pinv(matrix),
+        result,
+        expected,
         what="the pseudo-inverse",
         hint="A+ = V diag(1/S) U^T: invert the singular values, transpose the roles of U and V",
     )
@@ -565,6 +726,52 @@ def test_the_zero_threshold_is_relative_to_the_largest_singular_value(impl, scal
         torch.linalg.pinv(matrix, rtol=1e-10) / scale,
         what=f"the pseudo-inverse of a rank-2 matrix scaled by {scale:g}",
         hint="(cA)+ = A+ / c: compare the singular values with rtol * (largest singular value), not with rtol alone",
+    )
+
+
+def with_singular_values_4_1_half_0() -> Tensor:
+    """A [5, 4] matrix whose SVD is exact in floating point: a signed permutation times diag(4, 1, 0.5, 0)."""
+    matrix = torch.zeros(5, 4, dtype=F64)
+    matrix[1, 2], matrix[3, 0], matrix[0, 1] = 4.0, -1.0, 0.5  # column 3 stays zero
+    return matrix
+
+
+@pytest.mark.kata("pseudo_inverse")
+def test_pseudo_inverse_leaves_an_exactly_zero_singular_value_at_zero(impl):
+    matrix = with_singular_values_4_1_half_0()
+    result = impl.pseudo_inverse(matrix)
+    assert torch.isfinite(result).all(), (
+        "the pseudo-inverse of a matrix with a singular value exactly 0 has inf or nan entries: 1 / 0 is inf, and "
+        "0 * inf or 0 / 0 is nan, so select the inverted values (torch.where) rather than multiply by a 0/1 mask"
+    )
+    assert_close(
+        result,
+        torch.linalg.pinv(matrix),
+        what="the pseudo-inverse of a matrix with singular values 4, 1, 0.5 and 0",
+        hint="invert the singular values above the threshold and leave the others at exactly 0",
+    )
+
+
+@pytest.mark.kata("pseudo_inverse")
+def test_a_singular_value_at_the_threshold_counts_as_zero(impl):
+    matrix = with_singular_values_4_1_half_0()
+    # rtol = 0.25: 1 is exactly rtol * 4, at most the threshold, so it counts as zero, and so does 0.5.
+    expected = torch.zeros(4, 5, dtype=F64)
+    expected[2, 1] = 1 / 4.0
+    assert_close(
+        impl.pseudo_inverse(matrix, rtol=0.25),
+        expected,
+        what="pseudo_inverse(A, rtol=0.25) with singular values 4, 1, 0.5, 0",
+        hint="use the `rtol` argument, and count a singular value as zero when it is AT MOST rtol * the largest "
+        "(<=, so keep only s > rtol * max)",
+    )
+    # rtol = 0.2: the threshold is 0.8, so 1 is kept and 0.5 is not.
+    expected[0, 3] = 1 / -1.0
+    assert_close(
+        impl.pseudo_inverse(matrix, rtol=0.2),
+        expected,
+        what="pseudo_inverse(A, rtol=0.2) with singular values 4, 1, 0.5, 0",
+        hint="use the `rtol` argument: singular values above rtol * (the largest) are inverted, the others are 0",
     )
 
 

@@ -22,7 +22,11 @@ def stable_softmax(x: Float[Tensor, "*batch n"]) -> Float[Tensor, "*batch n"]:
 
     softmax(x)_i = exp(x_i) / sum_j exp(x_j). In floating point exp(1e4) is inf, and inf / inf is
     nan, so compute it in a form that never exponentiates a large positive number. Entries equal
-    to -inf (masked scores) must come out as exactly 0.
+    to -inf (masked scores) must come out as exactly 0. Write it out yourself: do not call a
+    softmax or log_softmax of torch.
+
+    Works for any float dtype: the result has the dtype of x, accurate to a few units of its
+    precision (scores near 1e4 are themselves only known to about 1e-3 in float32).
 
     Shapes:
         x: [*batch, n]
@@ -61,7 +65,8 @@ def attention_scores(
 
     The leading *batch axes (batch, head, ...) are carried along: each head has its own queries
     and keys. Dividing by sqrt(d_head) keeps the scores of unit-variance q, k at unit variance, so
-    the softmax does not saturate as d_head grows.
+    the softmax does not saturate as d_head grows. Works for any float dtype: the scores have the
+    dtype of q and k.
 
     Shapes:
         q: [*batch, query_pos, d_head]
@@ -106,7 +111,9 @@ def scaled_dot_product_attention(
     scores. `causal=True` hides the future (needs query_pos == key_pos). `mask`, like the
     attn_mask of torch.nn.functional.scaled_dot_product_attention, is either boolean (True = may
     attend, False = hidden) or float (added to the scores, e.g. 0 or -inf). A key is hidden if the
-    causal mask or `mask` hides it.
+    causal mask or `mask` hides it. Build it from your katas, without calling
+    torch.nn.functional.scaled_dot_product_attention. Works for any float dtype (q, k, v and a
+    float `mask` of one dtype, which the result keeps) and on any device.
 
     Shapes:
         q: [*batch, query_pos, d_head]
@@ -163,6 +170,8 @@ class MultiHeadAttention(nn.Module):
     attends with softmax(q k^T / sqrt(d_head)) (causal: a position sees itself and earlier
     positions only), and writes back through W_O[h]; the heads' outputs are summed, plus b_O.
     d_model need not equal n_heads * d_head. (Puzzle: b_K never changes the pattern. Why?)
+    It works in any float dtype (the module cast with .to(dtype), and x of that dtype) and on any
+    device.
 
     Shapes:
         W_Q, W_K, W_V: [n_heads, d_model, d_head]     b_Q, b_K, b_V: [n_heads, d_head]
