@@ -3,6 +3,21 @@
 Conventions of this topic: a basis is a square matrix whose COLUMNS are the basis vectors, written
 in standard coordinates; a batch of vectors (`vectors: [n, d]`) has one vector per ROW, as
 activations do in a model.
+
+Read or watch first (curriculum.toml's `reading`):
+- 3Blue1Brown, Essence of linear algebra (the link opens chapter 1), chapters 1-3 (vectors; linear
+  combinations, span and basis vectors; linear transformations and matrices), 7 (inverse matrices:
+  solving a linear system), 9 (dot products), 13 (change of basis) and 14 (eigenvectors and
+  eigenvalues):
+  https://www.youtube.com/watch?v=fNk_zzaMoSs
+- Sheldon Axler, Linear Algebra Done Right (4th edition, free online), sections 2B (bases), 3C-3D
+  (the matrix of a linear map, change of basis), 5A and 5D (eigenvalues, diagonalizable
+  operators), 6B (orthonormal bases, Gram-Schmidt), 6C (pseudoinverse), 7B (spectral theorem),
+  7E-7F (singular value decomposition, best approximation of lower rank):
+  https://linear.axler.net/
+- Neel Nanda, Mechanistic Interpretability Explainer & Glossary, the entries on the QK circuit and
+  on privileged bases, for qk_circuit and change_head_basis:
+  https://dynalist.io/d/n2ZWtnoYHrU1s4vnFSAQ519J#z=pndoEIqJ6GPvC1yENQkEfZYR
 """
 
 import torch

@@ -6,6 +6,19 @@ Conventions used throughout this module:
 - A boolean mask is True where a query MAY attend to a key (the convention of
   torch.nn.functional.scaled_dot_product_attention, of torch.tril and of TransformerLens). Beware:
   torch.nn.MultiheadAttention uses the opposite convention (True = hidden).
+
+Read or watch first (curriculum.toml's `reading`):
+- Jay Alammar, The Illustrated Transformer, the sections 'Self-Attention at a High Level', 'Self-
+  Attention in Detail', 'Matrix Calculation of Self-Attention' and 'The Beast With Many Heads',
+  and in 'The Decoder Side' the masking of future positions before the softmax:
+  https://jalammar.github.io/illustrated-transformer/
+- Neel Nanda, What is a transformer (video), the part on attention: queries, keys and values,
+  attention patterns, causal masking, heads moving information between positions:
+  https://www.neelnanda.io/transformer-tutorial
+- Neel Nanda, Mechanistic Interpretability Explainer & Glossary, the entries on attention heads,
+  attention patterns, the QK and OV circuits and previous-token heads, for qk_circuit, ov_circuit
+  and previous_token_score:
+  https://dynalist.io/d/n2ZWtnoYHrU1s4vnFSAQ519J#z=pndoEIqJ6GPvC1yENQkEfZYR
 """
 
 import einops
