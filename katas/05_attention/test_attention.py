@@ -393,46 +393,6 @@ def test_attention_works_on_any_device(impl):
     with_default_device_elsewhere(lambda: impl.scaled_dot_product_attention(q, k, v, causal=True))
 
 
-# --- split_heads, merge_heads -------------------------------------------------------------------
-
-
-@pytest.mark.kata("split_heads")
-def test_split_heads_gives_each_head_a_contiguous_block_of_features(impl):
-    x = torch.randn(BATCH, QUERIES, HEADS * D_HEAD)
-    expected = x.view(BATCH, QUERIES, HEADS, D_HEAD).permute(0, 2, 1, 3)
-    assert_close(
-        impl.split_heads(x, HEADS),
-        expected,
-        what=f"split_heads(x, n_heads={HEADS}) with d_head={D_HEAD}",
-        hint="head h owns features h*d_head ... (h+1)*d_head-1: group (n_heads d_head), not (d_head n_heads).",
-    )
-
-
-@pytest.mark.kata("split_heads")
-def test_split_heads_first_head_reads_the_first_features(impl):
-    x = torch.arange(HEADS * D_HEAD, dtype=torch.float32).expand(BATCH, QUERIES, -1)
-    heads = impl.split_heads(x, HEADS)
-    assert_close(heads[0, 0, 0], torch.arange(D_HEAD, dtype=torch.float32), what="head 0 of feature indices")
-
-
-@pytest.mark.kata("merge_heads")
-def test_merge_heads_concatenates_heads_in_order(impl):
-    z = torch.randn(BATCH, HEADS, QUERIES, D_HEAD)
-    expected = z.permute(0, 2, 1, 3).reshape(BATCH, QUERIES, HEADS * D_HEAD)
-    assert_close(
-        impl.merge_heads(z),
-        expected,
-        what="merge_heads(z)",
-        hint="head 0's d_head features first, then head 1's: the group is (n_heads d_head), not (d_head n_heads).",
-    )
-
-
-@pytest.mark.kata("merge_heads")
-def test_merge_heads_undoes_split_heads(impl):
-    x = torch.randn(BATCH, QUERIES, HEADS * D_HEAD)
-    assert_close(impl.merge_heads(impl.split_heads(x, HEADS)), x, what="merge_heads(split_heads(x))")
-
-
 # --- MultiHeadAttention -------------------------------------------------------------------------
 
 

@@ -165,45 +165,6 @@ def scaled_dot_product_attention(
     return scores.softmax(dim=-1) @ v
 
 
-@kata
-def split_heads(x: Float[Tensor, "batch pos d_model"], n_heads: int) -> Float[Tensor, "batch n_heads pos d_head"]:
-    """Cut the last axis into n_heads chunks of size d_head = d_model // n_heads, one per head.
-
-    Head h owns the features h * d_head ... (h + 1) * d_head - 1 (head-major order, as in
-    torch.nn.MultiheadAttention and GPT-2), and the head axis moves before pos so that each head
-    can attend on its own.
-
-    Shapes:
-        x: [batch, pos, d_model], d_model = n_heads * d_head
-        returns: [batch, n_heads, pos, d_head]
-
-    Hints:
-        1. Feature f of x belongs to head f // d_head at offset f % d_head: which factor of
-           d_model varies slowest?
-        2. einops.rearrange with a bracketed group on the input side, the head index slowest; pass the number
-           of heads so that einops infers d_head. The other order inside the group also runs, and silently
-           mixes the heads.
-    """
-    return einops.rearrange(x, "batch pos (n_heads d_head) -> batch n_heads pos d_head", n_heads=n_heads)
-
-
-@kata
-def merge_heads(z: Float[Tensor, "batch n_heads pos d_head"]) -> Float[Tensor, "batch pos n_heads*d_head"]:
-    """Undo split_heads: concatenate the heads' outputs along the feature axis, head 0 first.
-
-    Shapes:
-        z: [batch, n_heads, pos, d_head]
-        returns: [batch, pos, n_heads * d_head], features h * d_head ... (h + 1) * d_head - 1
-        coming from head h
-
-    Hints:
-        1. It is the inverse of split_heads: merge_heads(split_heads(x, n)) == x.
-        2. einops.rearrange with the bracketed group on the output side this time; the order inside
-           the brackets decides which index varies fastest (the last one).
-    """
-    return einops.rearrange(z, "batch n_heads pos d_head -> batch pos (n_heads d_head)")
-
-
 class MultiHeadAttention(nn.Module):
     """Multi-head self-attention with TransformerLens' parameter names.
 
