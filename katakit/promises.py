@@ -1,6 +1,6 @@
 """What a kata promises beyond its shapes, checked on every call a kata test makes.
 
-- **Inputs untouched.** A tensor argument (or a tensor inside a list or tuple argument) must come
+- **Inputs untouched.** A tensor argument (or a tensor in a list, tuple or dict argument) must come
   back with the same values, the same `requires_grad` and the same `.grad`, unless the kata is
   declared in place for it: `@in_place("x")` under `@kata`.
 - **Detached results.** A kata declared `@detached` (under `@kata`) returns tensors that are not
@@ -93,6 +93,10 @@ def _tensors(name: str, value: object) -> Iterator[tuple[str, torch.Tensor]]:
         for index, item in enumerate(value):
             if isinstance(item, torch.Tensor):
                 yield f"{name}[{index}]", item
+    elif isinstance(value, dict):  # a state dict
+        for key, item in value.items():
+            if isinstance(item, torch.Tensor):
+                yield f"{name}[{key!r}]", item
 
 
 def _snapshot(label: str, tensor: torch.Tensor) -> _Input:

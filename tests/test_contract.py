@@ -9,6 +9,7 @@ and every kata has a test, a docstring with its task, shapes and at least two hi
 jaxtyping annotations on its signature.
 """
 
+import ast
 import inspect
 import re
 import typing
@@ -102,6 +103,16 @@ def test_curriculum_toml_gives_every_kata_a_difficulty_and_a_time_and_every_topi
         url = entry.rsplit(": ", 1)[-1]
         assert url.startswith("https://"), f"{topic.folder}: a reading entry ends with its URL: {entry}"
         assert all(url in readme for readme in readmes), f"both READMEs list {topic.folder}'s reading: {url}"
+
+
+@pytest.mark.parametrize(("topic", "module"), MODULES, ids=lambda x: x)
+def test_every_module_docstring_opens_its_topics_reading_path(topic, module):
+    reading = next(entry.reading for entry in catalog.curriculum(ROOT) if entry.folder == topic)
+    for side in impl.IMPLEMENTATIONS:
+        docstring = ast.get_docstring(ast.parse((ROOT / side / topic / f"{module}.py").read_text(encoding="utf-8")))
+        assert docstring and "Read or watch first" in docstring, f"{side}/{topic}/{module}.py: name the reading"
+        for entry in reading:
+            assert entry.rsplit(": ", 1)[-1] in docstring, f"{side}/{topic}/{module}.py lacks {entry}"
 
 
 @pytest.mark.parametrize("topic", catalog.topics(ROOT))

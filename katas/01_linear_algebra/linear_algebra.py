@@ -87,6 +87,30 @@ def map_in_basis(matrix: Float[Tensor, "d d"], basis: Float[Tensor, "d d"]) -> F
     raise NotImplementedError
 
 
+@kata
+def map_between_spaces(
+    matrix: Float[Tensor, "m n"], basis_in: Float[Tensor, "n n"], basis_out: Float[Tensor, "m m"]
+) -> Float[Tensor, "m n"]:
+    """Return the matrix of a linear map between two different spaces, with a new basis on each side.
+
+    `matrix` maps an n-dimensional space to an m-dimensional one, in standard coordinates on both
+    sides. A matrix is a map *between two spaces*: each has its own basis, and changing one says
+    nothing about the other. The result takes the coordinates of x in `basis_in` to the
+    coordinates of `matrix @ x` in `basis_out`.
+
+    Shapes:
+        matrix: [m, n], the map from R^n to R^m in standard coordinates
+        basis_in: [n, n], column j is the j-th basis vector of the input space
+        basis_out: [m, m], column i is the i-th basis vector of the output space
+        returns: [m, n], the same map in the two new bases
+
+    Hints (the next one: katas hint map_between_spaces 2):
+        1. As in map_in_basis, follow a coordinate vector through three steps, but the first step happens
+           in the input space and the last in the output space.
+    """
+    raise NotImplementedError
+
+
 # --- Orthogonality ---------------------------------------------------------------------------------
 
 
@@ -356,5 +380,33 @@ def change_head_basis(
 
     Hints (the next one: katas hint change_head_basis 2):
         1. Write (W_Q M) (W_K X)^T and ask which X makes the middle M X^T the identity.
+    """
+    raise NotImplementedError
+
+
+@kata
+def rotate_hidden_basis(
+    W_in: Float[Tensor, "d_hidden d_in"],
+    W_out: Float[Tensor, "d_out d_hidden"],
+    rotation: Float[Tensor, "d_hidden d_hidden"],
+) -> tuple[Float[Tensor, "d_hidden d_in"], Float[Tensor, "d_out d_hidden"]]:
+    """Re-express a two-layer network's hidden space in a rotated basis; return the new (W_in, W_out).
+
+    The network is x -> W_out (W_in x). Rotating the hidden basis by the orthogonal `rotation` R
+    must give the hidden activations R (W_in x) and leave the output unchanged: the hidden space
+    of a linear network has no privileged basis, every rotation of it computes the same thing.
+    Put an elementwise ReLU between the layers and that breaks: relu(R h) != R relu(h) unless R
+    only permutes the axes. A nonlinearity applied coordinate by coordinate makes the standard
+    basis special (a *privileged basis*); attention's W_Q W_K^T, which only ever meets a linear
+    map, has none (change_head_basis).
+
+    Shapes:
+        W_in: [d_hidden, d_in], W_out: [d_out, d_hidden]
+        rotation: [d_hidden, d_hidden], orthogonal (R^T R = I)
+        returns: (W_in', W_out') with the same shapes
+
+    Hints (the next one: katas hint rotate_hidden_basis 2):
+        1. The new first layer must produce R times the old hidden vector; the new second layer must undo R
+           before applying the old W_out.
     """
     raise NotImplementedError

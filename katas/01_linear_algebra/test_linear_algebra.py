@@ -5,6 +5,7 @@ matrix_rank) and algebraic identities. Matrices are float64 so that tolerances s
 are built with a known spectrum where the test needs one.
 """
 
+import math
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -862,3 +863,86 @@ def test_an_orthogonal_change_maps_the_keys_by_M_too(impl):
     W_Q, W_K, R = torch.randn(D_MODEL, D_HEAD, dtype=F64), torch.randn(D_MODEL, D_HEAD, dtype=F64), random_orthogonal(3)
     _, new_W_K = impl.change_head_basis(W_Q, W_K, R)
     assert_close(new_W_K, W_K @ R, what="the new W_K for an orthogonal M", hint="for orthogonal R, R^-T = R")
+
+
+# --- a map between two spaces ------------------------------------------------------------------------
+
+
+@pytest.mark.kata("map_between_spaces")
+def test_map_between_spaces_takes_input_coordinates_to_output_coordinates(impl):
+    m, n = 3, 5  # two spaces of different dimensions: a mix-up of the two bases cannot even multiply
+    matrix = torch.randn(m, n, dtype=F64)
+    basis_in, basis_out = torch.randn(n, n, dtype=F64), torch.randn(m, m, dtype=F64)
+    coords_in = torch.randn(n, 4, dtype=F64)
+    mapped = impl.map_between_spaces(matrix, basis_in, basis_out)
+    assert_close(
+        basis_out @ (mapped @ coords_in),
+        matrix @ (basis_in @ coords_in),
+        what="the mapped vectors, computed in the two new bases and brought back to standard coordinates",
+        hint="the input basis on the right, the inverse of the output basis on the left: B_out^-1 M B_in",
+    )
+
+
+@pytest.mark.kata("map_between_spaces")
+def test_map_between_spaces_with_the_standard_basis_on_one_side(impl):
+    matrix, basis_out = torch.randn(2, 4, dtype=F64), torch.randn(2, 2, dtype=F64)
+    assert_close(
+        impl.map_between_spaces(matrix, torch.eye(4, dtype=F64), basis_out),
+        torch.linalg.solve(basis_out, matrix),
+        what="the map with the input space's standard basis kept",
+        hint="changing the output basis only changes the output side of the product",
+    )
+
+
+# --- no privileged basis without a nonlinearity --------------------------------------------------
+
+
+def plane_rotation(d: int, i: int, j: int, angle: float) -> Tensor:
+    """The rotation by `angle` in the (i, j) plane of R^d: orthogonal, and not a permutation."""
+    rotation = torch.eye(d, dtype=F64)
+    c, s = math.cos(angle), math.sin(angle)
+    rotation[i, i], rotation[i, j], rotation[j, i], rotation[j, j] = c, -s, s, c
+    return rotation
+
+
+@pytest.mark.kata("rotate_hidden_basis")
+def test_rotating_the_hidden_basis_rotates_the_activations_and_keeps_the_output(impl):
+    d_in, d_hidden, d_out = 3, 4, 2
+    W_in, W_out = torch.randn(d_hidden, d_in, dtype=F64), torch.randn(d_out, d_hidden, dtype=F64)
+    rotation, x = random_orthogonal(d_hidden), torch.randn(d_in, 6, dtype=F64)
+    new_in, new_out = impl.rotate_hidden_basis(W_in, W_out, rotation)
+    assert_close(
+        new_in @ x,
+        rotation @ (W_in @ x),
+        what="the hidden activations in the rotated basis",
+        hint="the new first layer is R W_in (not R^T W_in): the activations h become R h",
+    )
+    assert_close(
+        new_out @ (new_in @ x),
+        W_out @ (W_in @ x),
+        what="the linear network's output after rotating its hidden basis",
+        hint="the second layer must undo R before W_out: W_out R^T",
+    )
+
+
+@pytest.mark.kata("rotate_hidden_basis")
+def test_a_relu_between_the_layers_gives_the_standard_basis_a_privilege(impl):
+    """What the kata teaches: the same rotation that a linear network ignores changes a ReLU
+    network's output, while a permutation of the hidden axes does not."""
+    d_in, d_hidden, d_out = 3, 4, 2
+    W_in, W_out = torch.randn(d_hidden, d_in, dtype=F64), torch.randn(d_out, d_hidden, dtype=F64)
+    x = torch.randn(d_in, 64, dtype=F64)
+    before = W_out @ torch.relu(W_in @ x)
+    permuted_in, permuted_out = impl.rotate_hidden_basis(W_in, W_out, torch.eye(d_hidden, dtype=F64)[[2, 0, 3, 1]])
+    assert_close(
+        permuted_out @ torch.relu(permuted_in @ x),
+        before,
+        what="a ReLU network after permuting its hidden axes",
+        hint="a permutation is a rotation too: new W_in = R W_in, new W_out = W_out R^T",
+    )
+    rotated_in, rotated_out = impl.rotate_hidden_basis(W_in, W_out, plane_rotation(d_hidden, 0, 1, math.pi / 4))
+    change = (rotated_out @ torch.relu(rotated_in @ x) - before).abs().max().item()
+    assert change > 1e-3, (
+        "rotating the hidden basis by 45 degrees should change a ReLU network's output (ReLU acts on each "
+        f"coordinate, so the standard basis is privileged), but it changed by only {change:.2e}"
+    )

@@ -227,6 +227,31 @@ def ov_circuit(
 
 
 @kata
+def ov_circuit_rank(
+    W_V: Float[Tensor, "n_heads d_model d_head"], W_O: Float[Tensor, "n_heads d_head d_model"], rtol: float = 1e-6
+) -> Int[Tensor, " n_heads"]:
+    """The rank of each head's OV circuit W_V[h] W_O[h], counted from its singular values.
+
+    W_OV is d_model x d_model, but it factors through the head's d_head dimensions, so its rank
+    is at most d_head: a head can only move a d_head-dimensional subspace of what it reads into
+    the residual stream. The singular value decomposition says which: the right singular vectors
+    of the largest singular values are what it writes most strongly. Count the singular values
+    greater than rtol times the largest one of the same head (none when W_OV is zero); do not
+    call torch.linalg.matrix_rank.
+
+    Shapes:
+        W_V: [n_heads, d_model, d_head]
+        W_O: [n_heads, d_head, d_model]
+        returns: [n_heads] (int64), the rank of each head's OV circuit
+
+    Hints (the next one: katas hint ov_circuit_rank 2):
+        1. Build the circuits as in ov_circuit, then ask for the singular values only: torch.linalg has a
+           function that skips the singular vectors, and it works on a batch of matrices.
+    """
+    raise NotImplementedError
+
+
+@kata
 def most_attended_key(
     pattern: Float[Tensor, "batch n_heads query_pos key_pos"],
 ) -> Int[Tensor, "batch n_heads query_pos"]:

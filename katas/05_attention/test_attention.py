@@ -602,3 +602,39 @@ def test_previous_token_score_of_random_patterns(impl):
     pattern = torch.softmax(torch.randn(BATCH, HEADS, 7, 7, dtype=F64).masked_fill(~tril(7), float("-inf")), -1)
     expected = torch.stack([pattern[:, :, i, i - 1] for i in range(1, 7)]).mean(dim=(0, 1))
     assert_close(impl.previous_token_score(pattern), expected, what="previous_token_score of random causal patterns")
+
+
+# --- ov_circuit_rank ----------------------------------------------------------------------------
+
+
+@pytest.mark.kata("ov_circuit_rank")
+def test_an_ov_circuit_has_rank_at_most_d_head(impl):
+    n_heads, d_model, d_head = 3, 8, 2
+    W_V, W_O = torch.randn(n_heads, d_model, d_head, dtype=F64), torch.randn(n_heads, d_head, d_model, dtype=F64)
+    W_O[0, 0] = 0.0  # head 0 writes nothing for its first d_head direction: W_V alone would not show it
+    with forbid(torch.linalg.matrix_rank, reason="count the singular values yourself"):
+        ranks = impl.ov_circuit_rank(W_V, W_O)
+    assert ranks.dtype == torch.int64, f"ranks are counts: int64, got {ranks.dtype}"
+    assert ranks.tolist() == [d_head - 1] + [d_head] * (n_heads - 1), (
+        f"each W_OV is {d_model} x {d_model} but factors through d_head = {d_head} dimensions: rank {d_head}, one "
+        f"less for head 0, whose W_O has a zero row; got {ranks.tolist()}. The circuit is W_V @ W_O, both factors."
+    )
+
+
+@pytest.mark.kata("ov_circuit_rank")
+def test_ov_circuit_rank_counts_singular_values_above_rtol_times_the_largest(impl):
+    d_model, d_head = 6, 3
+    W_O = torch.eye(d_head, d_model, dtype=F64).expand(5, d_head, d_model).clone()
+    # per head, W_V's columns scale three directions: the singular values are exactly these scales
+    scales = [[4.0, 2.0, 1.0], [4.0, 2.0, 0.0], [4.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.4, 0.2, 0.1]]
+    W_V = torch.zeros(5, d_model, d_head, dtype=F64)
+    W_V[:, :d_head, :] = torch.diag_embed(torch.tensor(scales, dtype=F64))
+    expected = torch.linalg.matrix_rank(W_V @ W_O, rtol=0.2)
+    assert impl.ov_circuit_rank(W_V, W_O, rtol=0.2).tolist() == expected.tolist() == [3, 2, 1, 0, 3], (
+        "with rtol = 0.2, singular values (4, 2, 1) count 3, (4, 2, 0) count 2, (4, 0, 0) count 1, a zero "
+        "circuit 0, and the small head (0.4, 0.2, 0.1) 3: compare with rtol times the head's own largest "
+        "singular value, not the largest of all heads"
+    )
+    assert impl.ov_circuit_rank(W_V, W_O, rtol=0.25).tolist() == [2, 2, 1, 0, 2], (
+        "with rtol = 0.25 the threshold of (4, 2, 1) is exactly 1: a singular value must be greater than it to count"
+    )

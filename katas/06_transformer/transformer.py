@@ -3,6 +3,22 @@ whole model, loading Hugging Face's GPT-2 weights, the language-modelling loss a
 
 Parameter names follow TransformerLens (W_E, W_pos, W_Q, ..., W_U), so what you build here reads like
 the models you will later take apart.
+
+Read or watch first (curriculum.toml's `reading`):
+- Neel Nanda, Implementing GPT-2 From Scratch (video), all of it: LayerNorm, the embeddings,
+  attention, the MLP, the block, the unembedding and the full model, each checked against GPT-2,
+  then the loss:
+  https://www.neelnanda.io/transformer-tutorial-2
+- Neel Nanda, the template notebook that goes with the video: the same components with the same
+  parameter names (W_E, W_pos, W_Q, ..., W_U) as this topic, with its own tests:
+  https://www.neelnanda.io/transformer-template
+- Nelson Elhage, Transformers for Software Engineers, all of it: the residual stream as the
+  model's state, attention (which mixes positions) and the MLP (which does not), embedding and
+  unembedding:
+  https://blog.nelhage.com/post/transformers-for-software-engineers/
+- Neel Nanda, Mechanistic Interpretability Explainer & Glossary, the transformer entries (residual
+  stream, LayerNorm, embedding and unembedding, logits), to look terms up while you build:
+  https://dynalist.io/d/n2ZWtnoYHrU1s4vnFSAQ519J#z=pndoEIqJ6GPvC1yENQkEfZYR
 """
 
 import importlib
@@ -40,7 +56,8 @@ def config_from_hf(hf_config: object) -> Config:
     Hugging Face names the same hyperparameters differently: n_embd (d_model), n_head (n_heads),
     n_inner (d_mlp, where None means 4 * n_embd), n_layer (n_layers), n_positions (n_ctx),
     vocab_size (d_vocab), layer_norm_epsilon (layer_norm_eps), initializer_range (init_range).
-    It has no head size of its own: every head gets an equal share of n_embd.
+    It has no head size of its own: every head gets an equal share of n_embd. Every size comes back an
+    int, as Config declares (our modules pass them to torch.randn, which refuses 16.0).
 
     Shapes:
         hf_config: a transformers.GPT2Config (any object with the attributes above)
@@ -366,7 +383,8 @@ def generate_sampled(
     At each step take the last position's logits, divide them by temperature (below 1 sharpens the
     distribution, above 1 flattens it), keep only the top_k largest (when top_k is given; the others get
     probability 0), and sample the next token from the softmax. Draw all randomness from `generator`, so
-    that the same seed gives the same text.
+    that the same seed gives the same text (generator=None: torch's default generator, which
+    torch.manual_seed seeds).
 
     Shapes:
         tokens: [batch, pos], the prompts

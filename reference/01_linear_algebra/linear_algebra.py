@@ -98,6 +98,32 @@ def map_in_basis(matrix: Float[Tensor, "d d"], basis: Float[Tensor, "d d"]) -> F
     return torch.linalg.solve(basis, matrix @ basis)
 
 
+@kata
+def map_between_spaces(
+    matrix: Float[Tensor, "m n"], basis_in: Float[Tensor, "n n"], basis_out: Float[Tensor, "m m"]
+) -> Float[Tensor, "m n"]:
+    """Return the matrix of a linear map between two different spaces, with a new basis on each side.
+
+    `matrix` maps an n-dimensional space to an m-dimensional one, in standard coordinates on both
+    sides. A matrix is a map *between two spaces*: each has its own basis, and changing one says
+    nothing about the other. The result takes the coordinates of x in `basis_in` to the
+    coordinates of `matrix @ x` in `basis_out`.
+
+    Shapes:
+        matrix: [m, n], the map from R^n to R^m in standard coordinates
+        basis_in: [n, n], column j is the j-th basis vector of the input space
+        basis_out: [m, m], column i is the i-th basis vector of the output space
+        returns: [m, n], the same map in the two new bases
+
+    Hints:
+        1. As in map_in_basis, follow a coordinate vector through three steps, but the first step happens
+           in the input space and the last in the output space.
+        2. The input basis stands on the right of the product, the inverse of the output basis on the left;
+           the shapes tell you which is which. Solve rather than invert.
+    """
+    return torch.linalg.solve(basis_out, matrix @ basis_in)
+
+
 # --- Orthogonality ---------------------------------------------------------------------------------
 
 
@@ -428,3 +454,32 @@ def change_head_basis(
     """
     new_W_K = torch.linalg.solve(M, W_K.T).T
     return W_Q @ M, new_W_K
+
+
+@kata
+def rotate_hidden_basis(
+    W_in: Float[Tensor, "d_hidden d_in"],
+    W_out: Float[Tensor, "d_out d_hidden"],
+    rotation: Float[Tensor, "d_hidden d_hidden"],
+) -> tuple[Float[Tensor, "d_hidden d_in"], Float[Tensor, "d_out d_hidden"]]:
+    """Re-express a two-layer network's hidden space in a rotated basis; return the new (W_in, W_out).
+
+    The network is x -> W_out (W_in x). Rotating the hidden basis by the orthogonal `rotation` R
+    must give the hidden activations R (W_in x) and leave the output unchanged: the hidden space
+    of a linear network has no privileged basis, every rotation of it computes the same thing.
+    Put an elementwise ReLU between the layers and that breaks: relu(R h) != R relu(h) unless R
+    only permutes the axes. A nonlinearity applied coordinate by coordinate makes the standard
+    basis special (a *privileged basis*); attention's W_Q W_K^T, which only ever meets a linear
+    map, has none (change_head_basis).
+
+    Shapes:
+        W_in: [d_hidden, d_in], W_out: [d_out, d_hidden]
+        rotation: [d_hidden, d_hidden], orthogonal (R^T R = I)
+        returns: (W_in', W_out') with the same shapes
+
+    Hints:
+        1. The new first layer must produce R times the old hidden vector; the new second layer must undo R
+           before applying the old W_out.
+        2. For an orthogonal R the inverse is its transpose: no solve needed.
+    """
+    return rotation @ W_in, W_out @ rotation.T
