@@ -55,16 +55,27 @@ class _Tally:
             self.skipped += 1
 
 
-def _stand_in(learner: types.ModuleType, name: str, candidate: object) -> types.ModuleType:
-    """The learner's module, with `candidate` as its `name` (shape-checked like a kata where it is annotated)."""
+def _stand_in(learner: types.ModuleType, katas: list[str], name: str, candidate: object) -> types.ModuleType:
+    """The learner's module, with `candidate` as its `name`, and the notebook's own versions of the
+    module's other katas where the notebook defines them (a notebook's train_linear_model builds the
+    notebook's LinearModel); functions are shape-checked like katas where they are annotated."""
     module = types.ModuleType(learner.__name__, learner.__doc__)
     module.__dict__.update(vars(learner))
-    if inspect.isfunction(candidate) and candidate.__annotations__:
+    home = sys.modules.get(getattr(candidate, "__module__", ""), None)
+    defined = vars(home) if home is not None and home is not learner else {}
+    for kata_name in katas:
+        found = candidate if kata_name == name else defined.get(kata_name)
+        if found is not None:
+            setattr(module, kata_name, _checked(found))
+    return module
+
+
+def _checked(candidate: object) -> object:
+    if inspect.isfunction(candidate) and candidate.__annotations__ and not hasattr(candidate, "__wrapped__"):
         from katakit.shapes import kata
 
-        candidate = kata(candidate)
-    setattr(module, name, candidate)
-    return module
+        return kata(candidate)
+    return candidate
 
 
 @contextlib.contextmanager
@@ -81,7 +92,8 @@ def check(name: str, candidate: object, *, root: Path | None = None, lang: str |
     test_file = root / "katas" / kata.topic / f"test_{kata.module}.py"
     tally = _Tally()
     arguments = [str(test_file), "--kata", kata.name, "--impl=katas", "-q", "--no-header", "-p", "no:cacheprovider"]
-    with _testing(_stand_in(learner, kata.name, candidate)):
+    siblings = [each.name for each in catalog.read(root, [kata.topic]).katas if each.module == kata.module]
+    with _testing(_stand_in(learner, siblings, kata.name, candidate)):
         pytest.main([*arguments, f"--rootdir={root}"], plugins=[tally])
     total = tally.passed + tally.failed
     if tally.failed == 0 and tally.passed:
