@@ -11,7 +11,8 @@ test passes; with $KATAS_CHECK_STRICT=1 (the notebooks' CI run) a failing check 
 
 The notebooks in notebooks/ mark each kata cell with the tag `kata` and its name in the cell's
 metadata (`"kata": "05_attention/stable_softmax"`). `python -m katakit.notebook fill DEST` writes copies whose
-kata cells hold the reference solutions, for CI to run them green.
+kata cells hold the reference solutions, for CI to run them green; `python -m katakit.notebook sync`
+rewrites the committed notebooks' kata cells from the stubs after a docstring changed.
 """
 
 import argparse
@@ -31,6 +32,7 @@ from katakit import catalog, i18n
 from katakit import impl as implementations
 from katakit.names import resolve_kata
 from katakit.repo import find_root, source_file
+from katakit.stubs import definition
 
 STRICT = "KATAS_CHECK_STRICT"
 KATA_TAG = "kata"
@@ -109,8 +111,9 @@ def check(name: str, candidate: object, *, root: Path | None = None, lang: str |
     return False
 
 
-def fill(notebook: Path, destination: Path, root: Path) -> Path:
-    """Write `notebook` to `destination` with every kata cell holding the reference solution."""
+def _with_kata_cells(notebook: Path, root: Path, side: str) -> dict:
+    """The notebook's JSON with every kata cell holding that kata's definition from `side`
+    (katas: the stub, for the committed notebooks; reference: the solution, for CI)."""
     content = json.loads(notebook.read_text(encoding="utf-8"))
     katas = catalog.read(root, side="reference").katas
     for cell in content["cells"]:
@@ -118,27 +121,43 @@ def fill(notebook: Path, destination: Path, root: Path) -> Path:
         if cell["cell_type"] != "code" or not name:
             continue
         kata = resolve_kata(name, katas)
-        from katakit.stubs import definition
+        source = source_file(root, side, kata.topic, kata.module).read_text(encoding="utf-8")
+        cell["source"] = definition(source, kata.name).rstrip("\n").splitlines(keepends=True)
+    return content
 
-        reference = source_file(root, "reference", kata.topic, kata.module).read_text(encoding="utf-8")
-        solution = definition(reference, kata.name)
-        cell["source"] = solution.splitlines(keepends=True)
-    destination.mkdir(parents=True, exist_ok=True)
-    target = destination / notebook.name
+
+def _write(content: dict, target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(content, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return target
 
 
+def fill(notebook: Path, destination: Path, root: Path) -> Path:
+    """Write `notebook` to `destination` with every kata cell holding the reference solution."""
+    return _write(_with_kata_cells(notebook, root, "reference"), destination / notebook.name)
+
+
+def sync(notebook: Path, root: Path) -> bool:
+    """Rewrite the kata cells of a committed notebook from the current stubs; whether it changed."""
+    before = notebook.read_text(encoding="utf-8")
+    _write(_with_kata_cells(notebook, root, "katas"), notebook)
+    return notebook.read_text(encoding="utf-8") != before
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m katakit.notebook", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", type=Path, default=None, help="the repository (default: found from here)")
     commands = parser.add_subparsers(dest="command", required=True)
     filling = commands.add_parser("fill", help="copies of notebooks/*.ipynb with the reference solutions in")
     filling.add_argument("destination", type=Path)
-    filling.add_argument("--root", type=Path, default=None)
+    commands.add_parser("sync", help="rewrite the kata cells of notebooks/*.ipynb from the stubs (maintainers)")
     options = parser.parse_args(argv)
     root = (options.root or find_root()).resolve()
     for notebook in sorted((root / "notebooks").glob("*.ipynb")):
-        print(f"filled {fill(notebook, options.destination, root)}")
+        if options.command == "fill":
+            print(f"filled {fill(notebook, options.destination, root)}")
+        elif sync(notebook, root):
+            print(f"synced {notebook.relative_to(root)}")
     return 0
 
 

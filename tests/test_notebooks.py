@@ -53,7 +53,9 @@ def test_a_notebook_opens_with_the_colab_install_and_its_kata_cells_are_the_stub
     for cell in kata_cells:
         kata = resolve_kata(cell["metadata"][KATA_TAG], katas)
         stub = stubs.definition((ROOT / kata.path).read_text(encoding="utf-8"), kata.name)
-        assert source(cell).strip() == stub.strip(), f"{notebook.name}: the cell of {kata.name} is not its stub"
+        assert source(cell).strip() == stub.strip(), (
+            f"{notebook.name}: the cell of {kata.name} is not its stub: python -m katakit.notebook sync"
+        )
         following = source(code[code.index(cell) + 1])
         assert following.startswith("check(") and f'{kata.name}", {kata.name})' in following, (
             f"{notebook.name}: the cell after {kata.name} should check it"
