@@ -48,19 +48,16 @@ def _load(root: Path) -> dict:
 
 
 def lookup(root: Path, topics: list[str], side: str) -> tuple[dict[str, list[dict]], dict[str, str]]:
-    """The cached records of the topics whose fingerprint still matches, and the fingerprints of
-    the others (to store once they have run)."""
+    """The cached records of the topics whose fingerprint still matches, and every topic's current
+    fingerprint (to store the results of those that run again under)."""
     stored = _load(root)
-    fresh: dict[str, list[dict]] = {}
-    stale: dict[str, str] = {}
-    for topic in topics:
-        current = fingerprint(root, topic, side)
-        entry = stored.get(f"{side}/{topic}")
-        if entry and entry.get("fingerprint") == current:
-            fresh[topic] = entry["records"]
-        else:
-            stale[topic] = current
-    return fresh, stale
+    fingerprints = {topic: fingerprint(root, topic, side) for topic in topics}
+    fresh = {
+        topic: entry["records"]
+        for topic, current in fingerprints.items()
+        if (entry := stored.get(f"{side}/{topic}")) and entry.get("fingerprint") == current
+    }
+    return fresh, fingerprints
 
 
 def store(root: Path, side: str, fingerprints: dict[str, str], records: list[dict]) -> None:

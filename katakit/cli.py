@@ -143,16 +143,16 @@ def _statuses(
     answered for all), and the collection errors that belong to no kata module. Only topics whose
     files changed since their results were saved run again."""
     found, chosen = _catalog(root, wanted, implementation)
-    fresh, stale = cache.lookup(root, chosen, implementation)
+    fresh, fingerprints = cache.lookup(root, chosen, implementation)
     if not use_cache:
-        fresh, stale = {}, {**stale, **{topic: cache.fingerprint(root, topic, implementation) for topic in fresh}}
+        fresh = {}
+    stale = [topic for topic in chosen if topic not in fresh]
     run = None
     records = [record for topic in chosen for record in fresh.get(topic, [])]
     if stale:
-        order = [topic for topic in chosen if topic in stale]
-        print(f"katas: running the tests of {', '.join(order)}...", file=sys.stderr, flush=True)
-        run = runner.run_tests(root, order, implementation)
-        cache.store(root, implementation, stale, run.records)
+        print(f"katas: running the tests of {', '.join(stale)}...", file=sys.stderr, flush=True)
+        run = runner.run_tests(root, stale, implementation)
+        cache.store(root, implementation, {topic: fingerprints[topic] for topic in stale}, run.records)
         records += run.records
     statuses = classify(found, records, workspace.skipped(root))
     return statuses, run, unmatched_errors(found, records)
