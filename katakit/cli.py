@@ -10,6 +10,7 @@
     katas watch [topic]        re-run the tests whenever you save, and redraw
     katas check [--strict]     for CI: exit 1 when an attempted kata is wrong
     katas list                 every kata, in learning order
+    katas gpt2 "prompt"        your GPT-2 of topic 06 with OpenAI's weights (downloads 548 MB once)
 
 Every command takes --impl=katas|reference (whose code the tests run against) and --root (the
 repository; default: $KATAS_ROOT, else the nearest folder up from here with a katas/ folder).
@@ -31,7 +32,7 @@ from katakit.repo import find_root
 from katakit.runner import Run, RunFailed
 from katakit.status import DONE, TODO, WRONG, Status, classify, counts, unmatched_errors
 
-COMMANDS = ("progress", "test", "hint", "solution", "reset", "skip", "unskip", "watch", "check", "list")
+COMMANDS = ("progress", "test", "hint", "solution", "reset", "skip", "unskip", "watch", "check", "list", "gpt2")
 EXIT_WRONG, EXIT_USAGE = 1, 2
 
 
@@ -95,6 +96,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     listing = commands.add_parser("list", parents=[common, topics], help="every kata in learning order")
     listing.add_argument("--status", action="store_true", help="show each kata's status (runs what changed)")
+    gpt2 = commands.add_parser(
+        "gpt2",
+        parents=[common],
+        help="your GPT-2 of topic 06 with OpenAI's real weights, writing text (downloads 548 MB the first time)",
+    )
+    gpt2.add_argument("prompt", help="the text to continue")
+    gpt2.add_argument(
+        "--model", default=None, help="a Hub name, or a folder saved with save_pretrained (default: GPT-2 small)"
+    )
+    gpt2.add_argument("--tokens", type=int, default=40, help="how many tokens to add (default 40)")
+    gpt2.add_argument("--temperature", type=float, default=1.0, help="below 1 sharpens, above 1 flattens (default 1)")
+    gpt2.add_argument("--top-k", type=int, default=50, help="sample among the k likeliest tokens (default 50)")
+    gpt2.add_argument("--seed", type=int, default=0, help="the same seed gives the same text (default 0)")
+    gpt2.add_argument("--greedy", action="store_true", help="always take the likeliest token (generate_greedy)")
     return parser
 
 
@@ -369,6 +384,39 @@ def listing(options: argparse.Namespace, root: Path, implementation: str, style:
     return 0
 
 
+def gpt2(options: argparse.Namespace, root: Path, implementation: str, style: Style) -> int:
+    from katakit import gpt2 as running
+
+    source = options.model or running.DEFAULT_MODEL
+    if options.model is None:
+        print(style(f"Loading {source} (the first time, this downloads 548 MB into Hugging Face's cache)...", "dim"))
+    try:
+        loaded = running.load(source, root, implementation)
+        difference = running.logit_difference(loaded, options.prompt)
+        text = running.generate(
+            loaded,
+            options.prompt,
+            options.tokens,
+            temperature=options.temperature,
+            top_k=options.top_k,
+            seed=options.seed,
+            greedy=options.greedy,
+        )
+    except running.Unavailable as error:
+        print(f"katas gpt2: {error}", file=sys.stderr)
+        return EXIT_WRONG
+    agrees = difference < 1e-3
+    print(
+        style(
+            f"Your GPT2's logits on the prompt differ from Hugging Face's by at most {difference:.1e}"
+            + ("." if agrees else ": your model is not GPT-2 yet; `katas 06` shows which kata fails."),
+            "green" if agrees else "red",
+        )
+    )
+    print(text)
+    return 0 if agrees else EXIT_WRONG
+
+
 COMMAND_FUNCTIONS = {
     "progress": progress,
     "test": test,
@@ -380,6 +428,7 @@ COMMAND_FUNCTIONS = {
     "watch": watch,
     "check": check,
     "list": listing,
+    "gpt2": gpt2,
 }
 
 
