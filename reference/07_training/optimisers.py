@@ -1,0 +1,300 @@
+"""The optimisers that train a transformer, written out by hand: SGD with momentum and Nesterov, Adam,
+AdamW, gradient clipping by global norm, and the warm-up-then-cosine learning-rate schedule.
+
+Each one does exactly what its twin in torch does (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW,
+torch.nn.utils.clip_grad_norm_, a SequentialLR of LinearLR and CosineAnnealingLR), and the tests check
+them step by step against those twins. An optimiser here holds a plain list of parameters (tensors with
+requires_grad and a .grad) and one learning rate, `lr`, that a schedule may change between steps.
+
+Read or watch first (curriculum.toml's `reading`):
+- Andrej Karpathy, The spelled-out intro to neural networks and backpropagation: building micrograd,
+  the last part (the training loop: forward, zero the gradients, backward, update), the loop every
+  kata here builds on:
+  https://www.youtube.com/watch?v=VMj-3S1tku0
+- Andrej Karpathy, Let's build GPT: from scratch, in code, spelled out, all of it: the character-level
+  tokeniser, the train/validation split, random batches of contiguous windows, the training loop with
+  AdamW, evaluating both losses every few steps, and sampling text from the trained model:
+  https://www.youtube.com/watch?v=kCc8FmEb1nY
+- Andrej Karpathy, Let's build the GPT Tokenizer, the byte-level BPE parts (UTF-8 bytes, counting
+  pairs, merging, training, encoding and decoding), with its code, minbpe:
+  https://www.youtube.com/watch?v=zduSFxRajkE
+- Neel Nanda, transformer template notebook, its 'Training a Model' section: a tiny GPT-2 trained with
+  AdamW on real text, its loss falling step by step:
+  https://www.neelnanda.io/transformer-template
+- fast.ai, Practical Deep Learning for Coders, lessons 1-5 if you want the longer road (the list calls
+  it good but more than you need): overfitting, validation sets, learning rates and schedules:
+  https://course.fast.ai/
+"""
+
+import math
+from collections.abc import Iterable
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from katakit import in_place, kata
+
+
+class Optimiser:
+    """What every optimiser below shares (given): the parameters as a list, the learning rate `lr`
+    (a plain attribute: a schedule sets it before each step), and zero_grad.
+
+    zero_grad does what torch's does by default (set_to_none=True): every .grad becomes None, so the
+    next backward() writes fresh gradients instead of adding to the old ones.
+    """
+
+    def __init__(self, params: Iterable[Float[Tensor, "..."]], lr: float):
+        self.params = list(params)
+        self.lr = lr
+
+    def zero_grad(self) -> None:
+        """Forget every gradient (set .grad to None), as torch.optim.Optimizer.zero_grad() does."""
+        for p in self.params:
+            p.grad = None
+
+
+class SGD(Optimiser):
+    """Stochastic gradient descent with momentum, Nesterov momentum and L2 weight decay: torch.optim.SGD
+    (with dampening=0).
+
+    For every parameter p whose gradient g = p.grad is not None (a parameter without a gradient is left
+    alone), with the current lr:
+
+        g = g + weight_decay * p                 (L2 regularisation, folded into the gradient)
+        b = g                  on p's first step (b: p's momentum buffer, kept between steps)
+        b = momentum * b + g   on the steps after
+        g = g + momentum * b   with Nesterov, else g = b
+        p = p - lr * g         in place
+
+    With momentum=0 this is plain gradient descent. The update changes each parameter tensor itself (the
+    model holds those very tensors), outside autograd: the step is not part of any computation to
+    differentiate. It must not change the gradients.
+
+    Shapes:
+        params: a list of tensors of any shapes (float32 or float64), each with requires_grad
+        step(): updates every parameter in place; returns None
+
+    Hints:
+        1. torch refuses an in-place change of a tensor that requires grad while autograd records; and
+           `p = p - ...` only rebinds a local name: the model never sees it. Find the context manager that
+           switches autograd off, and the in-place methods (names ending with an underscore).
+        2. momentum_buffers starts as None for every parameter: on its first step a parameter's buffer is
+           a copy of g (not g itself, or the next in-place update of the buffer would change it), then it is
+           updated in place. Keep it in momentum_buffers[i] for the next step.
+        3. Nesterov looks one step ahead: it adds momentum times the new buffer to the gradient, where plain
+           momentum replaces the gradient by the buffer.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Float[Tensor, "..."]],
+        lr: float,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ):
+        super().__init__(params, lr)
+        if nesterov and momentum <= 0:
+            raise ValueError("Nesterov momentum needs momentum > 0")
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.weight_decay = weight_decay
+        self.momentum_buffers: list[Tensor | None] = [None] * len(self.params)
+
+    @kata
+    def step(self) -> None:
+        """Update every parameter that has a gradient by one SGD step (see the class docstring)."""
+        with torch.no_grad():
+            for i, p in enumerate(self.params):
+                if p.grad is None:
+                    continue
+                g = p.grad + self.weight_decay * p
+                buffer = self.momentum_buffers[i]
+                if buffer is None:
+                    buffer = g.clone()
+                else:
+                    buffer.mul_(self.momentum).add_(g)
+                self.momentum_buffers[i] = buffer
+                update = g + self.momentum * buffer if self.nesterov else buffer
+                p.sub_(self.lr * update)
+
+
+class Adam(Optimiser):
+    """Adam with L2 weight decay: torch.optim.Adam.
+
+    Adam keeps two running averages per parameter: m, of the gradient (the direction), and v, of the
+    squared gradient (its scale, elementwise). Both start at zero, so early on they are biased towards
+    zero; dividing by 1 - beta^t corrects that. t counts this optimiser's steps: 1 on the first step.
+    For every parameter p whose gradient g = p.grad is not None (the others are left alone), with the
+    current lr:
+
+        g = g + weight_decay * p                       (L2, as torch.optim.Adam: folded into g)
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        m_hat = m / (1 - beta1 ** t)
+        v_hat = v / (1 - beta2 ** t)
+        p = p - lr * m_hat / (sqrt(v_hat) + eps)       in place
+
+    (torch counts t per parameter, so a parameter that skips steps for lack of a gradient counts fewer;
+    with one counter per optimiser the two agree whenever every parameter that steps at all steps
+    every time.)
+
+    Shapes:
+        params: a list of tensors of any shapes (float32 or float64), each with requires_grad
+        step(): updates every parameter in place, and m, v and t; returns None
+
+    Hints:
+        1. The step counter belongs to the optimiser and moves once per step, before it is used: the very
+           first step corrects with t = 1 (with t = 0 the correction divides by zero).
+        2. m[i] and v[i] are kept between steps: update them in place (or store the new tensors back).
+           Change p in place too, inside torch.no_grad().
+        3. eps goes outside the square root, added to sqrt(v_hat); and both corrections use the same t.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Float[Tensor, "..."]],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
+        super().__init__(params, lr)
+        self.betas = betas
+        self.eps = eps
+        self.weight_decay = weight_decay
+        self.t = 0  # steps taken so far
+        self.m = [torch.zeros_like(p) for p in self.params]  # running mean of the gradient
+        self.v = [torch.zeros_like(p) for p in self.params]  # running mean of its square
+
+    @kata
+    def step(self) -> None:
+        """Update every parameter that has a gradient by one Adam step (see the class docstring)."""
+        self.t += 1
+        beta1, beta2 = self.betas
+        with torch.no_grad():
+            for p, m, v in zip(self.params, self.m, self.v, strict=True):
+                if p.grad is None:
+                    continue
+                g = p.grad + self.weight_decay * p
+                m.mul_(beta1).add_((1 - beta1) * g)
+                v.mul_(beta2).add_((1 - beta2) * g * g)
+                m_hat = m / (1 - beta1**self.t)
+                v_hat = v / (1 - beta2**self.t)
+                p.sub_(self.lr * m_hat / (v_hat.sqrt() + self.eps))
+
+
+class AdamW(Adam):
+    """AdamW, Adam with decoupled weight decay: torch.optim.AdamW, the optimiser GPT-2 is trained with.
+
+    Adam's L2 decay goes through m and v, so Adam rescales it like any gradient: a weight with large
+    gradients barely decays. AdamW instead shrinks every weight directly by the same factor, then takes a
+    plain Adam step (no weight_decay in the gradient). For every parameter p whose gradient is not None,
+    with the current lr:
+
+        p = p * (1 - lr * weight_decay)                 in place, before the Adam update
+        then Adam's update with g = p.grad as it is (m, v, bias correction, eps: all as in Adam)
+
+    Shapes:
+        params: a list of tensors of any shapes (float32 or float64), each with requires_grad
+        step(): updates every parameter in place, and m, v and t; returns None
+
+    Hints:
+        1. Start from your Adam step: only the place of weight_decay changes.
+        2. The gradient that goes into m and v is p.grad alone; the decay multiplies the parameter itself,
+           scaled by the learning rate of this step, and comes before the Adam update.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Float[Tensor, "..."]],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+    ):
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+    @kata
+    def step(self) -> None:
+        """Update every parameter that has a gradient by one AdamW step (see the class docstring)."""
+        self.t += 1
+        beta1, beta2 = self.betas
+        with torch.no_grad():
+            for p, m, v in zip(self.params, self.m, self.v, strict=True):
+                if p.grad is None:
+                    continue
+                p.mul_(1 - self.lr * self.weight_decay)
+                g = p.grad
+                m.mul_(beta1).add_((1 - beta1) * g)
+                v.mul_(beta2).add_((1 - beta2) * g * g)
+                m_hat = m / (1 - beta1**self.t)
+                v_hat = v / (1 - beta2**self.t)
+                p.sub_(self.lr * m_hat / (v_hat.sqrt() + self.eps))
+
+
+@kata
+@in_place("params")
+def clip_grad_norm(params: list[Float[Tensor, "..."]], max_norm: float) -> Float[Tensor, ""]:
+    """Scale all the gradients, in place, so that their global L2 norm is at most max_norm; return the
+    global norm they had before: torch.nn.utils.clip_grad_norm_.
+
+    The global norm treats all the gradients as one long vector: the square root of the sum of the squares
+    of every element of every gradient. Parameters whose .grad is None are skipped (at least one has a
+    gradient). Every gradient is multiplied by the same factor
+
+        scale = min(max_norm / (total_norm + 1e-6), 1)
+
+    so gradients already within max_norm are (all but) unchanged, never scaled up, and the direction of
+    the whole update is kept. The parameters themselves do not change.
+
+    Shapes:
+        params: a list of tensors of any shapes, each with a .grad of its shape (or None)
+        returns: [], the global norm of the gradients before clipping
+
+    Hints:
+        1. The global norm is the norm of the vector of the per-tensor norms.
+        2. One scale for all the gradients, clamped at 1 from above (mind the 1e-6 in the denominator);
+           multiply each .grad by it in place. Compute the norm you return before you scale.
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    total_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    scale = torch.clamp(max_norm / (total_norm + 1e-6), max=1.0)
+    for g in grads:
+        g.mul_(scale)
+    return total_norm
+
+
+@kata
+def warmup_cosine_lr(step: int, max_lr: float, warmup_steps: int, total_steps: int, min_lr: float = 0.0) -> float:
+    """The learning rate of optimiser step `step` (counted from 0): a linear warm-up to max_lr, then a
+    cosine decay to min_lr, then min_lr for good.
+
+    With W = warmup_steps and T = total_steps (0 <= W < T):
+    - step < W: lr = max_lr * (step + 1) / W. Step 0 gives max_lr / W (never 0: a step at lr 0 is a
+      wasted step), and step W - 1 gives max_lr.
+    - W <= step <= T: lr = min_lr + (max_lr - min_lr) * (1 + cos(pi * (step - W) / (T - W))) / 2, half a
+      cosine over the T - W steps after the warm-up: max_lr at step W, min_lr at step T.
+    - step > T: lr = min_lr.
+    This is build-nanogpt's schedule, and, up to step T, torch's SequentialLR of LinearLR(start_factor=1 / W,
+    total_iters=W - 1) and CosineAnnealingLR(T_max=T - W, eta_min=min_lr) with milestones=[W] (torch's
+    cosine would climb back up after T).
+
+    Shapes:
+        step, warmup_steps, total_steps: plain ints
+        returns: a float
+
+    Hints:
+        1. Three cases: during the warm-up, during the decay, after the end. Check step 0, step W - 1, step
+           W and step T against the description.
+        2. The decay's progress goes from 0 at step W to 1 at step T: count from the end of the warm-up, and
+           divide by the length of the decay, not by T. The cosine term goes from 1 to 0 and scales the gap
+           max_lr - min_lr.
+    """
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    if step > total_steps:
+        return min_lr
+    progress = (step - warmup_steps) / (total_steps - warmup_steps)
+    return min_lr + (max_lr - min_lr) * (1 + math.cos(math.pi * progress)) / 2

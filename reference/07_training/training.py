@@ -1,0 +1,407 @@
+"""Training a GPT-2 from scratch: shuffled epochs, random windows of text, GPT-2's initialisation, the
+training step, evaluation, the training loop with its learning-rate schedule, early stopping, and a
+tiny character-level GPT-2 trained on the Python Language Reference.
+
+The loss throughout is the cross-entropy of the model's logits at every position against `targets`,
+the inputs shifted by one token (lm_windows and split_windows build both): each of the n_ctx
+positions of a window predicts its next token, so no position is wasted. (06's next_token_loss
+does the same on one sequence, dropping its last position, which has no target.)
+
+Read or watch first (curriculum.toml's `reading`):
+- Andrej Karpathy, The spelled-out intro to neural networks and backpropagation: building
+  micrograd, the last part (the training loop: forward, zero the gradients, backward, update), the
+  loop every kata here builds on:
+  https://www.youtube.com/watch?v=VMj-3S1tku0
+- Andrej Karpathy, Let's build GPT: from scratch, in code, spelled out, all of it: the
+  character-level tokeniser, the train/validation split, random batches of contiguous windows, the
+  training loop with AdamW, evaluating both losses every few steps, and sampling text from the
+  trained model:
+  https://www.youtube.com/watch?v=kCc8FmEb1nY
+- Andrej Karpathy, Let's build the GPT Tokenizer, the byte-level BPE parts (UTF-8 bytes, counting
+  pairs, merging, training, encoding and decoding), with its code, minbpe:
+  https://www.youtube.com/watch?v=zduSFxRajkE
+- Neel Nanda, transformer template notebook, its 'Training a Model' section: a tiny GPT-2 trained
+  with AdamW on real text, its loss falling step by step:
+  https://www.neelnanda.io/transformer-template
+- fast.ai, Practical Deep Learning for Coders, lessons 1-5 if you want the longer road (the list
+  calls it good but more than you need): overfitting, validation sets, learning rates and schedules:
+  https://course.fast.ai/
+"""
+
+import copy
+import dataclasses
+import importlib
+import math
+
+import einops
+import torch
+import torch.nn.functional as F
+from jaxtyping import Int
+from torch import Tensor, nn
+
+from katakit import kata
+
+transformer = importlib.import_module("..06_transformer.transformer", __package__)
+optimisers = importlib.import_module(".optimisers", __package__)
+tokenisers = importlib.import_module(".tokenisers", __package__)
+
+VALIDATION_FRACTION = 0.1
+
+
+def load_corpus() -> tuple[str, str]:
+    """Real English text, offline: (train_text, validation_text). Given, not a kata.
+
+    The text is the Python Language Reference as shipped inside Python's standard library
+    (`pydoc_data.topics.topics`, the pages `help()` shows: about 79 of them, some 465,000 characters),
+    Copyright the Python Software Foundation, under the PSF License Agreement (the licence of Python
+    itself). The pages are joined in sorted order of their names; the first 90% of the characters are
+    the training text, the last 10% the validation text, so the split is the same on every run (it
+    depends only on the Python version, whose documentation this is).
+    """
+    from pydoc_data.topics import topics
+
+    text = "".join(topics[name] for name in sorted(topics))
+    cut = int(len(text) * (1 - VALIDATION_FRACTION))
+    return text[:cut], text[cut:]
+
+
+@kata
+def batch_indices(
+    n: int, batch_size: int, generator: torch.Generator, drop_last: bool = False
+) -> list[Int[Tensor, "_batch"]]:
+    """One epoch of shuffled mini-batches: the indices 0 .. n-1 in a random order, cut into batches.
+
+    Every index appears exactly once in the epoch, in batches of batch_size; the last batch holds what
+    is left over (fewer than batch_size indices) unless drop_last is True, in which case it is dropped,
+    as torch.utils.data.DataLoader does. All the randomness comes from `generator`, never from torch's
+    global random state, so a seed reproduces the epoch; calling again with the same generator gives
+    the next epoch, in another order.
+
+    Shapes:
+        returns: a list of ceil(n / batch_size) index tensors (floor(n / batch_size) with drop_last),
+                 each [batch_size] except perhaps the last
+
+    Hints:
+        1. Shuffle once, then cut: one random permutation of range(n) holds every index exactly once.
+        2. torch.randperm takes a generator argument; Tensor.split(batch_size) cuts a tensor into
+           consecutive pieces, the last one shorter when batch_size does not divide n.
+    """
+    batches = list(torch.randperm(n, generator=generator).split(batch_size))
+    if drop_last and n % batch_size != 0:
+        batches = batches[:-1]
+    return batches
+
+
+@kata
+def lm_windows(
+    tokens: Int[Tensor, "n"], n_ctx: int, batch_size: int, generator: torch.Generator
+) -> tuple[Int[Tensor, "batch n_ctx"], Int[Tensor, "batch n_ctx"]]:
+    """A training batch for a language model: batch_size windows of n_ctx consecutive tokens, each
+    starting at a random position of `tokens`, and their targets, the same windows shifted one
+    token to the right.
+
+    targets[b, t] = tokens[start_b + t + 1] is the token that follows inputs[b, t] = tokens[start_b + t],
+    so the window needs n_ctx + 1 tokens: every start from 0 to n - n_ctx - 1 (inclusive) must be
+    possible, and nothing beyond. Draw the starts from `generator` (not torch's global random state),
+    independently of each other (windows may overlap).
+
+    Shapes:
+        tokens: [n], the whole training text as token ids (n > n_ctx)
+        returns: (inputs [batch_size, n_ctx], targets [batch_size, n_ctx])
+
+    Hints:
+        1. Count the valid starts with the target in mind: the last target of a window is n_ctx tokens
+           after its start.
+        2. torch.randint's upper bound is exclusive and it takes a generator. Build the positions of every
+           window as its start plus 0 .. n_ctx - 1 (broadcasting a column against a row), then index tokens.
+    """
+    starts = torch.randint(0, len(tokens) - n_ctx, (batch_size,), generator=generator)
+    positions = starts[:, None] + torch.arange(n_ctx)
+    return tokens[positions], tokens[positions + 1]
+
+
+@kata
+def split_windows(
+    tokens: Int[Tensor, "n"], n_ctx: int
+) -> tuple[Int[Tensor, "windows n_ctx"], Int[Tensor, "windows n_ctx"]]:
+    """Cut `tokens` into consecutive, non-overlapping windows of n_ctx tokens, with their targets:
+    every window shifted one token to the right. For evaluation, which must be the same every time.
+
+    Window i covers tokens[i * n_ctx : (i + 1) * n_ctx] and its targets tokens[i * n_ctx + 1 : (i + 1) * n_ctx + 1].
+    Take as many windows as fit: the targets of the last one need one token after it, so
+    windows = (n - 1) // n_ctx; leftover tokens at the end are not used.
+
+    Shapes:
+        tokens: [n] (n > n_ctx)
+        returns: (inputs [windows, n_ctx], targets [windows, n_ctx]), windows = (n - 1) // n_ctx
+
+    Hints:
+        1. Take the first windows * n_ctx tokens for the inputs, and the same number starting one token
+           later for the targets.
+        2. einops.rearrange with "(windows n_ctx) -> windows n_ctx" turns each flat run into rows.
+    """
+    windows = (len(tokens) - 1) // n_ctx
+    length = windows * n_ctx
+    inputs = einops.rearrange(tokens[:length], "(windows n_ctx) -> windows n_ctx", n_ctx=n_ctx)
+    targets = einops.rearrange(tokens[1 : length + 1], "(windows n_ctx) -> windows n_ctx", n_ctx=n_ctx)
+    return inputs, targets
+
+
+@kata
+def init_gpt2_weights(model: nn.Module, generator: torch.Generator | None = None) -> None:
+    """Give a GPT2 from topic 06 GPT-2's initialisation, in place.
+
+    Every weight matrix (the parameters whose name starts with W_: W_E, W_pos, W_Q, W_K, W_V, W_O,
+    W_in, W_out, W_U) is drawn from a normal distribution with mean 0 and standard deviation
+    cfg.init_range (0.02 for GPT-2), except the two that write into the residual stream, W_O and W_out:
+    their standard deviation is also divided by sqrt(2 * n_layers). Each block adds two such outputs to
+    the residual stream; with this scaling its variance at the end no longer grows with the depth
+    (GPT-2 paper, section 2.3). Every bias (b_...) is zero; every LayerNorm has w = 1 and b = 0.
+    Draw from `generator` (None: torch's global random state).
+
+    Shapes:
+        model: a transformer.GPT2, whose cfg gives init_range and n_layers
+        returns: None (the parameters are overwritten in place)
+
+    Hints:
+        1. model.named_parameters() gives every parameter with its dotted name; the last part of the
+           name (after the last dot) says what kind of parameter it is.
+        2. Work under torch.no_grad(). torch.nn.init.normal_, zeros_ and ones_ overwrite a tensor in place
+           (normal_ takes a generator); LayerNorm's parameters are the ones called w and b.
+    """
+    cfg = model.cfg
+    residual_std = cfg.init_range / math.sqrt(2 * cfg.n_layers)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            kind = name.rsplit(".", 1)[-1]
+            if kind in ("W_O", "W_out"):
+                nn.init.normal_(param, mean=0.0, std=residual_std, generator=generator)
+            elif kind.startswith("W_"):
+                nn.init.normal_(param, mean=0.0, std=cfg.init_range, generator=generator)
+            elif kind == "w":
+                nn.init.ones_(param)
+            else:
+                nn.init.zeros_(param)
+
+
+@kata
+def evaluate(
+    model: nn.Module, inputs: Int[Tensor, "windows pos"], targets: Int[Tensor, "windows pos"], batch_size: int
+) -> float:
+    """The model's mean cross-entropy loss over every position of every window, batch_size windows at a time.
+
+    Evaluation changes nothing: run the model in eval mode (dropout and the like switched off) and
+    without building the autograd graph (torch.no_grad()), then put the model back in the mode it was
+    in (training or not). The mean is over all windows * pos predictions, whatever the batches: a
+    shorter last batch must not weigh as much as a full one.
+
+    Shapes:
+        model: maps tokens [batch, pos] to logits [batch, pos, d_vocab]
+        inputs, targets: [windows, pos], targets[w, t] the token that follows inputs[w, t]
+        returns: a Python float
+
+    Hints:
+        1. model.training says which mode the model is in now; model.train(mode) sets either mode.
+        2. Sum the losses (F.cross_entropy with reduction="sum", on logits and targets flattened by
+           einops.rearrange) over the batches and divide by the number of predictions at the end.
+    """
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, len(inputs), batch_size):
+            logits = model(inputs[start : start + batch_size])
+            total += F.cross_entropy(
+                einops.rearrange(logits, "batch pos d_vocab -> (batch pos) d_vocab"),
+                einops.rearrange(targets[start : start + batch_size], "batch pos -> (batch pos)"),
+                reduction="sum",
+            ).item()
+    model.train(was_training)
+    return total / targets.numel()
+
+
+@kata
+def train_step(
+    model: nn.Module,
+    optimiser: object,
+    inputs: Int[Tensor, "batch pos"],
+    targets: Int[Tensor, "batch pos"],
+    max_norm: float,
+) -> float:
+    """One step of training: the mean cross-entropy of the model on (inputs, targets), its gradients,
+    clipped to a total norm of at most max_norm, and one step of the optimiser. Return the loss (before
+    the step) as a float.
+
+    In order: put the model in training mode, zero the gradients the previous step left (backward adds
+    to .grad, it does not overwrite it), compute the loss, backpropagate, clip the gradients with your
+    optimisers.clip_grad_norm, and step. Leave the clipped gradients in .grad (zero them at the start of
+    the next step, not at the end of this one). The optimiser is your optimisers.AdamW, a torch.optim
+    optimiser or any object with zero_grad() and step() over the model's parameters: use only those two.
+
+    Shapes:
+        inputs, targets: [batch, pos], targets[b, t] the token that follows inputs[b, t]
+        returns: a Python float
+
+    Hints:
+        1. Clipping changes the gradients the step uses, so it must come between backward and step.
+        2. The loss is F.cross_entropy on the logits and the targets, both flattened over batch and pos
+           (einops.rearrange); .item() turns it into a float.
+    """
+    model.train()
+    optimiser.zero_grad()
+    logits = model(inputs)
+    loss = F.cross_entropy(
+        einops.rearrange(logits, "batch pos d_vocab -> (batch pos) d_vocab"),
+        einops.rearrange(targets, "batch pos -> (batch pos)"),
+    )
+    loss.backward()
+    optimisers.clip_grad_norm(list(model.parameters()), max_norm)
+    optimiser.step()
+    return loss.item()
+
+
+class EarlyStopping:
+    """Early stopping: keep a copy of the weights with the best validation loss so far, and say when
+    `patience` evaluations in a row have not improved on it.
+
+    update(model, val_loss) is called after each evaluation. A loss strictly below the best so far is
+    an improvement: remember it, store a copy of the model's state_dict in best_state, and reset the
+    count. Otherwise count one more evaluation without improvement. Return True (stop) once that count
+    reaches patience.
+
+    The copy must be a real copy: model.state_dict() holds the model's own tensors, which the next
+    optimiser steps keep changing, so a stored state_dict that is not copied silently becomes the
+    latest weights instead of the best ones.
+
+    Shapes:
+        update(model, val_loss): returns a bool, True when training should stop
+        best_state: parameter name -> tensor, copies of the best weights (None before the first update)
+
+    Hints:
+        1. Three attributes carry the state between calls: best_loss, best_state and
+           evals_without_improvement.
+        2. copy.deepcopy of the state_dict (or a .clone() of every tensor in it) makes a copy that later
+           steps do not change.
+    """
+
+    def __init__(self, patience: int):
+        self.patience = patience
+        self.best_loss = math.inf
+        self.best_state: dict[str, Tensor] | None = None
+        self.evals_without_improvement = 0
+
+    @kata
+    def update(self, model: nn.Module, val_loss: float) -> bool:
+        """Record one evaluation's loss; return True when training should stop."""
+        if val_loss < self.best_loss:
+            self.best_loss = val_loss
+            self.best_state = copy.deepcopy(model.state_dict())
+            self.evals_without_improvement = 0
+        else:
+            self.evals_without_improvement += 1
+        return self.evals_without_improvement >= self.patience
+
+
+@kata
+def train(
+    model: nn.Module,
+    train_tokens: Int[Tensor, "n_train"],
+    val_tokens: Int[Tensor, "n_val"],
+    steps: int,
+    batch_size: int,
+    n_ctx: int,
+    max_lr: float,
+    warmup_steps: int,
+    eval_every: int,
+    generator: torch.Generator,
+    max_norm: float = 1.0,
+    early_stopping: EarlyStopping | None = None,
+) -> dict[str, list[float]]:
+    """Train a language model: `steps` steps of AdamW on random windows of train_tokens, with a warm-up
+    and cosine learning-rate schedule, clipped gradients, and the validation loss every eval_every steps.
+
+    Create one optimisers.AdamW over the model's parameters (its default hyperparameters). Before each
+    step (step = 0 .. steps - 1) set its lr to optimisers.warmup_cosine_lr(step, max_lr, warmup_steps,
+    steps); draw a batch with lm_windows(train_tokens, n_ctx, batch_size, generator); run train_step.
+    After every eval_every steps (when step + 1 is a multiple of eval_every), evaluate on every window of
+    val_tokens (split_windows, then evaluate with batch_size). With early_stopping, hand it each
+    validation loss and stop when it says so; at the end, load its best_state into the model.
+
+    Returns the history: "train_loss" (each step's loss), "lr" (each step's learning rate),
+    "val_loss" (each evaluation's loss) and "val_step" (the number of steps done at each evaluation,
+    as floats).
+
+    Shapes:
+        train_tokens: [n_train], val_tokens: [n_val], token ids
+        returns: dict with lists "train_loss" and "lr" (one entry per step), "val_loss" and "val_step"
+
+    Hints:
+        1. Every piece is a kata you have written: this one only calls them in order, in one loop.
+        2. Split the validation windows once, before the loop. The schedule only matters if the optimiser
+           sees it: assign the optimiser's lr attribute before train_step. model.load_state_dict restores
+           the best weights.
+    """
+    optimiser = optimisers.AdamW(model.parameters())
+    val_inputs, val_targets = split_windows(val_tokens, n_ctx)
+    history: dict[str, list[float]] = {"train_loss": [], "lr": [], "val_loss": [], "val_step": []}
+    for step in range(steps):
+        optimiser.lr = optimisers.warmup_cosine_lr(step, max_lr, warmup_steps, steps)
+        inputs, targets = lm_windows(train_tokens, n_ctx, batch_size, generator)
+        history["train_loss"].append(train_step(model, optimiser, inputs, targets, max_norm))
+        history["lr"].append(optimiser.lr)
+        if (step + 1) % eval_every == 0:
+            val_loss = evaluate(model, val_inputs, val_targets, batch_size)
+            history["val_loss"].append(val_loss)
+            history["val_step"].append(float(step + 1))
+            if early_stopping is not None and early_stopping.update(model, val_loss):
+                break
+    if early_stopping is not None:
+        model.load_state_dict(early_stopping.best_state)
+    return history
+
+
+@kata
+def train_gpt(
+    train_text: str,
+    val_text: str,
+    cfg: transformer.Config,
+    steps: int,
+    batch_size: int,
+    max_lr: float,
+    generator: torch.Generator,
+) -> tuple[nn.Module, tokenisers.CharTokeniser, dict[str, list[float]]]:
+    """The capstone: train a character-level GPT-2 (your topic-06 GPT2) on train_text.
+
+    Build a CharTokeniser on train_text + val_text (so that every character of either has a token id),
+    encode both texts into int64 tensors, build a GPT2 from cfg with d_vocab replaced by the tokeniser's
+    vocab_size (dataclasses.replace), give it GPT-2's initialisation (init_gpt2_weights, with
+    generator), and train it: train with n_ctx = cfg.n_ctx, warmup_steps = steps // 10,
+    eval_every = steps // 5, the same generator, the default max_norm and no early stopping.
+    Return the model, the tokeniser and the history.
+
+    Shapes:
+        cfg: the model's sizes (its d_vocab is ignored)
+        returns: (model, tokeniser, history), history as train returns it
+
+    Hints:
+        1. Four steps: tokeniser, token tensors, model, training.
+        2. torch.tensor(ids, dtype=torch.long) turns a list of token ids into a tensor.
+    """
+    tokeniser = tokenisers.CharTokeniser(train_text + val_text)
+    train_tokens = torch.tensor(tokeniser.encode(train_text), dtype=torch.long)
+    val_tokens = torch.tensor(tokeniser.encode(val_text), dtype=torch.long)
+    model = transformer.GPT2(dataclasses.replace(cfg, d_vocab=tokeniser.vocab_size))
+    init_gpt2_weights(model, generator)
+    history = train(
+        model,
+        train_tokens,
+        val_tokens,
+        steps,
+        batch_size,
+        cfg.n_ctx,
+        max_lr,
+        warmup_steps=steps // 10,
+        eval_every=steps // 5,
+        generator=generator,
+    )
+    return model, tokeniser, history
