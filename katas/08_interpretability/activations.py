@@ -1,0 +1,227 @@
+"""Activations: read every intermediate value of your GPT-2 (a cache, with TransformerLens' names), change
+some of them while it runs (hooks), and measure what its attention heads attend to.
+
+Nothing in topic 06 changes: PyTorch lets you attach a function to any module, called with the module's
+input and output every time it runs (register_forward_hook), or before it runs with its input
+(register_forward_pre_hook). That is how TransformerLens' run_with_cache and run_with_hooks work, and
+they are what every later module of this topic builds on.
+
+The names of the cache are TransformerLens' hook names, so a cache you make here reads like theirs:
+    hook_embed, hook_pos_embed                                             [batch, pos, d_model]
+    blocks.{l}.hook_resid_pre, .hook_resid_mid, .hook_resid_post          [batch, pos, d_model]
+    blocks.{l}.hook_attn_out, .hook_mlp_out                                [batch, pos, d_model]
+    blocks.{l}.ln1.hook_scale, blocks.{l}.ln2.hook_scale, ln_final.hook_scale    [batch, pos, 1]
+    blocks.{l}.ln1.hook_normalized, blocks.{l}.ln2.hook_normalized, ln_final.hook_normalized
+                                                                           [batch, pos, d_model]
+    blocks.{l}.attn.hook_pattern                            [batch, n_heads, query_pos, key_pos]
+    blocks.{l}.attn.hook_z                                  [batch, pos, n_heads, d_head]
+A LayerNorm's scale is sqrt(var + eps), what it divides the centred input by; its "normalized" output is
+TransformerLens' name for what the LayerNorm returns (after w and b). hook_z holds each head's
+pattern-weighted sum of values, before W_O: head h writes z[:, :, h] @ W_O[h] into the residual stream.
+
+Read or watch first (curriculum.toml's `reading`):
+- Elhage, Nanda, Olsson et al., A Mathematical Framework for Transformer Circuits, all of it: the
+  residual stream as a sum of each component's output, attention heads as independent QK and OV
+  circuits, the full OV and QK circuits through the embedding and unembedding, Q-, K- and
+  V-composition between layers, and the induction heads of a two-layer attention-only model:
+  https://transformer-circuits.pub/2021/framework/index.html
+- Olsson, Elhage, Nanda et al., In-context Learning and Induction Heads, the definition of an
+  induction head (prefix matching and copying, on repeated random tokens) and the first arguments:
+  https://transformer-circuits.pub/2022/in-context-learning-and-induction-heads/index.html
+- Neel Nanda, Mechanistic Interpretability Explainer & Glossary, the entries on the logit lens,
+  direct logit attribution, ablation, activation patching, induction heads and composition, to look
+  terms up as you go:
+  https://dynalist.io/d/n2ZWtnoYHrU1s4vnFSAQ519J#z=pndoEIqJ6GPvC1yENQkEfZYR
+- TransformerLens, the library researchers use to do all of this on real models: its hook names are
+  the names of this topic's cache:
+  https://transformerlensorg.github.io/TransformerLens/
+"""
+
+import importlib
+from collections.abc import Callable
+
+import einops
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
+
+from katakit import kata
+
+transformer = importlib.import_module("..06_transformer.transformer", __package__)
+
+# What run_with_hooks calls: it receives an activation and returns the tensor that replaces it.
+Hook = Callable[[Float[Tensor, "..."]], Float[Tensor, "..."]]
+
+
+@kata
+def register_cache_hooks(model: nn.Module, cache: dict[str, Float[Tensor, "..."]]) -> list[RemovableHandle]:
+    """Register forward hooks on the modules of `model` (topic 06's GPT2) that store, during its next
+    forward pass, every activation of the table in this module's docstring into `cache`, detached.
+
+    Return the handles of every hook you registered (handle.remove() takes a hook off again); running the
+    model is run_with_cache's job. A forward hook is called as hook(module, args, output) after the
+    module ran: args is the tuple of its positional inputs, output what it returned. Most names are the
+    input or the output of a module of 06 (resid_mid is what ln2 reads). The others you compute inside a
+    hook, from what the module received: a LayerNorm's scale from its input and its cfg.layer_norm_eps;
+    the pattern with the attention's own pattern method; z from the pattern, W_V and b_V.
+
+    Shapes:
+        model: topic 06's GPT2 (embed, pos_embed, blocks[l].ln1 / attn / ln2 / mlp, ln_final, unembed)
+        cache: an empty dict, filled when the model next runs (shapes: the table in the module docstring)
+        returns: the handles, one per registered hook
+
+    Hints (the next one: katas hint register_cache_hooks 2):
+        1. A hook function needs to know under which name to store: write a small function that takes the
+           name (and the module) and returns a hook that remembers it, then call it for every module.
+    """
+    raise NotImplementedError
+
+
+@kata
+def run_with_cache(
+    model: nn.Module, tokens: Int[Tensor, "batch pos"]
+) -> tuple[Float[Tensor, "batch pos d_vocab"], dict[str, Float[Tensor, "..."]]]:
+    """Run `model` on `tokens` and return its logits together with a cache of every activation (the names
+    and shapes of this module's docstring), as TransformerLens' model.run_with_cache does.
+
+    Leave the model as you found it: every hook you register is removed before you return, even when the
+    forward pass raises (a hook left behind would go on filling a dict nobody reads, at every later call).
+
+    Shapes:
+        model: topic 06's GPT2
+        tokens: [batch, pos]
+        returns: (logits [batch, pos, d_vocab], cache: name -> detached tensor)
+
+    Hints (the next one: katas hint run_with_cache 2):
+        1. register_cache_hooks does the work; what is left is to run the model and clean up.
+    """
+    raise NotImplementedError
+
+
+@kata
+def run_with_hooks(
+    model: nn.Module, tokens: Int[Tensor, "batch pos"], hooks: dict[str, Hook]
+) -> Float[Tensor, "batch pos d_vocab"]:
+    """Run `model` on `tokens` with some activations replaced: hooks[name] receives the activation of that
+    name and returns the tensor the rest of the forward pass uses instead. Return the logits.
+
+    The names you must support: hook_embed, hook_pos_embed, and for every layer l blocks.{l}.hook_resid_pre,
+    blocks.{l}.hook_attn_out, blocks.{l}.hook_mlp_out, blocks.{l}.hook_resid_post, blocks.{l}.attn.hook_pattern
+    and blocks.{l}.attn.hook_z (shapes: this module's docstring). Any other name raises a KeyError (or a
+    ValueError) naming it, before the model runs. A forward hook that returns a tensor replaces the module's
+    output with it; a forward pre-hook that returns a tuple replaces the module's positional inputs. No hook
+    may stay registered after the call, even when the forward pass (or one of the hooks) raises.
+
+    The pattern and z exist only inside 05's attention: to replace them, let the attention run, then
+    compute its output again from its input (pattern, hooked; z, hooked; z @ W_O summed over heads, + b_O)
+    and return that as the output. When a layer has both, the pattern hook runs first, and z is computed
+    from the pattern it returned; hook_attn_out of that layer then receives the recomputed output.
+
+    Shapes:
+        model: topic 06's GPT2
+        tokens: [batch, pos]
+        hooks: name -> function(activation) -> replacement of the same shape
+        returns: logits [batch, pos, d_vocab]
+
+    Hints (the next one: katas hint run_with_hooks 2):
+        1. Build a table from every supported name to where it lives: which module, and whether it is the
+           module's input, its output, or the attention's pattern or z.
+    """
+    raise NotImplementedError
+
+
+@kata
+def attention_pattern(
+    resid_pre: Float[Tensor, "batch pos d_model"], ln1: nn.Module, attn: nn.Module
+) -> Float[Tensor, "batch n_heads query_pos key_pos"]:
+    """Recompute a layer's attention pattern from the residual stream it reads and its weights, without
+    calling attn.pattern (or attn itself): the pattern a cache holds, rebuilt from first principles.
+
+    The layer reads ln1(resid_pre). Each head projects it to queries and keys (W_Q, b_Q, W_K, b_K), scores
+    every query against every key with the dot product divided by sqrt(d_head), hides the future (GPT-2 is
+    causal: query i sees keys 0..i) and takes the softmax over the keys.
+
+    Shapes:
+        resid_pre: [batch, pos, d_model], e.g. cache["blocks.{l}.hook_resid_pre"]
+        ln1: the layer's LayerNorm (call it)     attn: the layer's attention (read its parameters)
+        returns: [batch, n_heads, query_pos, key_pos], each row summing to 1 over key_pos
+
+    Hints (the next one: katas hint attention_pattern 2):
+        1. Attention never reads the residual stream itself, only its LayerNorm.
+    """
+    raise NotImplementedError
+
+
+@kata
+def repeated_tokens(batch: int, seq_len: int, d_vocab: int, generator: torch.Generator) -> Int[Tensor, "batch pos"]:
+    """A batch of random token sequences, each followed by itself: the input that reveals induction heads.
+
+    Draw every token uniformly from the whole vocabulary 0 .. d_vocab - 1, independently, with all the
+    randomness taken from `generator`, so that the same seed gives the same batch whatever else has used
+    torch's global random state. Each row is its seq_len random tokens, then the same seq_len tokens again
+    (no BOS token in front). Within the second half a model that has learned to copy can predict every
+    token: it saw what came next the first time.
+
+    Shapes:
+        returns: [batch, 2 * seq_len], integer token ids; row[seq_len:] equals row[:seq_len]
+
+    Hints (the next one: katas hint repeated_tokens 2):
+        1. torch.randint takes a generator argument; mind its upper bound, which is excluded.
+    """
+    raise NotImplementedError
+
+
+@kata
+def previous_token_scores(pattern: Float[Tensor, "batch n_heads pos pos"]) -> Float[Tensor, "n_heads"]:
+    """How much each head attends to the previous token: the attention from query q to key q - 1, averaged
+    over the queries q = 1 .. pos - 1 (query 0 has no previous token) and over the batch.
+
+    A previous-token head scores close to 1. Such heads are the first half of an induction circuit: they
+    copy into each position which token came before it.
+
+    Shapes:
+        pattern: [batch, n_heads, query_pos, key_pos], e.g. cache["blocks.{l}.attn.hook_pattern"]
+        returns: [n_heads]
+
+    Hints (the next one: katas hint previous_token_scores 2):
+        1. The entries you want lie on one diagonal of each [query_pos, key_pos] matrix, just below the main
+           one. There are pos - 1 of them, not pos.
+    """
+    raise NotImplementedError
+
+
+@kata
+def duplicate_token_scores(pattern: Float[Tensor, "batch n_heads pos pos"], seq_len: int) -> Float[Tensor, "n_heads"]:
+    """On repeated tokens (repeated_tokens: pos = 2 * seq_len), how much each head attends to the earlier
+    copy of the query's own token: the attention from query q to key q - seq_len, averaged over the queries
+    q = seq_len .. 2 * seq_len - 1 (the second half) and over the batch.
+
+    Shapes:
+        pattern: [batch, n_heads, 2 * seq_len, 2 * seq_len]
+        returns: [n_heads]
+
+    Hints (the next one: katas hint duplicate_token_scores 2):
+        1. Only second-half queries have an earlier copy; the key of query q is exactly seq_len positions back.
+    """
+    raise NotImplementedError
+
+
+@kata
+def induction_scores(pattern: Float[Tensor, "batch n_heads pos pos"], seq_len: int) -> Float[Tensor, "n_heads"]:
+    """On repeated tokens (pos = 2 * seq_len), how much each head attends to the token AFTER the earlier copy
+    of the query's token: the attention from query q to key q - seq_len + 1, averaged over the queries
+    q = seq_len .. 2 * seq_len - 1 and over the batch.
+
+    An induction head scores close to 1: at the second A of "A B ... A" it looks at the B that followed the
+    first A, and copies it as its prediction.
+
+    Shapes:
+        pattern: [batch, n_heads, 2 * seq_len, 2 * seq_len]
+        returns: [n_heads]
+
+    Hints (the next one: katas hint induction_scores 2):
+        1. Write out seq_len = 3: tokens a b c a b c. Which key does the query at position 3 (the second a)
+           attend to, and which queries count?
+    """
+    raise NotImplementedError

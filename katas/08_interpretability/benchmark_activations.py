@@ -1,0 +1,77 @@
+"""Timings for katas/08_interpretability/activations.py: what reading and changing activations costs, against a
+plain forward pass.
+
+    pytest -m benchmark --benchmark-only --impl=reference katas/08_interpretability -s
+
+run_with_cache records every activation of your GPT-2 (topic 06) through hooks; run_with_hooks replaces some
+of them. Both run the same forward pass plus the hooks' work, so their cost is reported as a ratio to the
+plain forward pass on the same model and tokens. The models hold random weights (06's initialisation).
+Never asserts on speed.
+"""
+
+import pytest
+import torch
+
+from katakit.benchmarking import best_times, synchronised
+
+# A GPT-2 small forward pass takes seconds on a CPU: lift the 15 s limit that pyproject.toml sets for kata tests.
+pytestmark = pytest.mark.timeout(600)
+
+CPU_SIZES = {
+    "tiny (2 layers, d_model 64)": {"d_model": 64, "n_heads": 4, "d_head": 16, "d_mlp": 256, "n_layers": 2},
+    "small (4 layers, d_model 128)": {"d_model": 128, "n_heads": 4, "d_head": 32, "d_mlp": 512, "n_layers": 4},
+    "medium (6 layers, d_model 256)": {"d_model": 256, "n_heads": 8, "d_head": 32, "d_mlp": 1024, "n_layers": 6},
+}
+
+
+def gpt2(impl, device: str, **sizes) -> torch.nn.Module:
+    torch.manual_seed(0)
+    cfg = impl.transformer.Config(**sizes, n_ctx=1024, d_vocab=1000) if sizes else impl.transformer.Config()
+    return impl.transformer.GPT2(cfg).to(device).eval()
+
+
+@pytest.mark.benchmark
+@pytest.mark.kata("run_with_cache")
+@pytest.mark.parametrize("size", list(CPU_SIZES))
+def test_run_with_cache_overhead_cpu(impl, benchmark, size):
+    model = gpt2(impl, "cpu", **CPU_SIZES[size])
+    tokens = torch.randint(0, model.cfg.d_vocab, (4, 128))
+    with torch.inference_mode():
+        cache_size = len(impl.run_with_cache(model, tokens)[1])
+        runs = {"forward": lambda: model(tokens), "run_with_cache": lambda: impl.run_with_cache(model, tokens)}
+        times = best_times(runs)
+        benchmark.pedantic(lambda: impl.run_with_cache(model, tokens), rounds=3, iterations=1, warmup_rounds=1)
+    ratio = times["run_with_cache"] / times["forward"]
+    benchmark.extra_info.update({"size": size, "cached_tensors": cache_size, **times, "ratio": ratio})
+    print(
+        f"\n{size}, cpu, batch 4 x seq 128: forward {times['forward'] * 1e3:.1f} ms, run_with_cache "
+        f"{times['run_with_cache'] * 1e3:.1f} ms ({cache_size} tensors): {ratio:.2f} x the plain forward pass"
+    )
+
+
+@pytest.mark.benchmark
+@pytest.mark.gpu
+@pytest.mark.kata("run_with_hooks")
+def test_cache_and_patch_gpt2_small_cuda(impl, benchmark):
+    """GPT-2 small's size (Config's defaults), random weights, on CUDA: a plain forward pass, run_with_cache,
+    and an activation patch (layer 6's residual stream replaced by the cached one of other tokens)."""
+    device = "cuda"
+    model = gpt2(impl, device)
+    clean = torch.randint(0, model.cfg.d_vocab, (8, 512), device=device)
+    corrupted = torch.randint(0, model.cfg.d_vocab, (8, 512), device=device)
+    with torch.inference_mode():
+        _, cache = impl.run_with_cache(model, clean)
+        patched = cache["blocks.6.hook_resid_pre"]
+        hooks = {"blocks.6.hook_resid_pre": lambda resid: patched}
+        runs = {
+            "forward": synchronised(lambda: model(corrupted), device),
+            "run_with_cache": synchronised(lambda: impl.run_with_cache(model, corrupted), device),
+            "run_with_hooks (patch)": synchronised(lambda: impl.run_with_hooks(model, corrupted, hooks), device),
+        }
+        times = best_times(runs)
+        benchmark.pedantic(runs["run_with_hooks (patch)"], rounds=10, iterations=1, warmup_rounds=1)
+    benchmark.extra_info.update(times)
+    print(
+        "\nGPT-2 small size, cuda, batch 8 x seq 512: "
+        + ", ".join(f"{name} {s * 1e3:.1f} ms ({s / times['forward']:.2f} x)" for name, s in times.items())
+    )

@@ -1,0 +1,210 @@
+"""Circuits: read what an attention head does from its weights alone, and draw what it attends to.
+
+A head is two circuits (A Mathematical Framework for Transformer Circuits). Its QK circuit
+W_QK = W_Q W_K^T decides where it looks: the score of a query vector x against a key vector x' is
+x W_QK x'^T. Its OV circuit W_OV = W_V W_O decides what it writes: attending fully to x adds x W_OV to
+the residual stream. This repository multiplies row vectors from the left (x @ W), so in every
+d_model x d_model matrix here the rows are what is read and the columns what is written (or, for
+W_QK, the rows are the query side and the columns the key side); the paper writes the transposes.
+
+Put the embedding and the unembedding around them (ignoring the LayerNorms) and they become
+d_vocab x d_vocab tables: the full OV circuit W_E W_OV W_U says which logits a head raises for the
+token it attends to, the full QK circuit W_E W_QK W_E^T which token attends to which. A head that
+copies has a full OV circuit with a positive diagonal; the copying score measures that from the
+eigenvalues. Heads of different layers compose: a later head can read what an earlier head wrote
+through its query (Q-composition), its key (K-composition) or its value (V-composition), and the
+composition score measures how much.
+
+Read or watch first (curriculum.toml's `reading`):
+- Elhage, Nanda, Olsson et al., A Mathematical Framework for Transformer Circuits, all of it: the
+  residual stream as a sum of each component's output, attention heads as independent QK and OV
+  circuits, the full OV and QK circuits through the embedding and unembedding, Q-, K- and
+  V-composition between layers, and the induction heads of a two-layer attention-only model:
+  https://transformer-circuits.pub/2021/framework/index.html
+- Olsson, Elhage, Nanda et al., In-context Learning and Induction Heads, the definition of an
+  induction head (prefix matching and copying, on repeated random tokens) and the first arguments:
+  https://transformer-circuits.pub/2022/in-context-learning-and-induction-heads/index.html
+- Neel Nanda, Mechanistic Interpretability Explainer & Glossary, the entries on the logit lens,
+  direct logit attribution, ablation, activation patching, induction heads and composition, to look
+  terms up as you go:
+  https://dynalist.io/d/n2ZWtnoYHrU1s4vnFSAQ519J#z=pndoEIqJ6GPvC1yENQkEfZYR
+- TransformerLens, the library researchers use to do all of this on real models: its hook names are
+  the names of this topic's cache:
+  https://transformerlensorg.github.io/TransformerLens/
+"""
+
+import html
+import importlib
+from pathlib import Path
+
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from katakit import detached, kata
+
+transformer = importlib.import_module("..06_transformer.transformer", __package__)
+
+# pattern_text's shades, from the weakest (0, a blank) to the strongest (1) attention.
+SHADES = " .:-=+*#%@"
+
+
+@kata
+def full_ov_circuit(
+    W_E: Float[Tensor, "d_vocab d_model"],
+    W_V: Float[Tensor, "d_model d_head"],
+    W_O: Float[Tensor, "d_head d_model"],
+    W_U: Float[Tensor, "d_model d_vocab"],
+) -> Float[Tensor, "d_vocab d_vocab"]:
+    """The full OV circuit of one head: W_E W_V W_O W_U, from the token attended to to the logits it raises.
+
+    Entry [s, t] is how much the head raises the logit of token t when it attends fully to a position
+    holding token s (ignoring LayerNorms and biases). Rows: the source token read; columns: the logit
+    written. The matrix is d_vocab x d_vocab (50257 x 50257 for GPT-2, 10 GB in float32), yet its rank
+    is at most d_head: compute it in the order that keeps the intermediate products small.
+
+    Shapes:
+        W_E: [d_vocab, d_model]   W_V: [d_model, d_head]   W_O: [d_head, d_model]   W_U: [d_model, d_vocab]
+        returns: [d_vocab, d_vocab]
+
+    Hints (the next one: katas hint full_ov_circuit 2):
+        1. Follow a token: it is embedded, read by the value side, written by the output side, unembedded.
+           Multiply in that order (row vectors, x @ W).
+    """
+    raise NotImplementedError
+
+
+@kata
+def copying_score(matrix: Float[Tensor, "n n"]) -> Float[Tensor, ""]:
+    """How much a square matrix copies: the sum of its eigenvalues' real parts over the sum of their moduli.
+
+    The Framework paper's summary of a full OV circuit: a head that copies (attending to token s raises
+    the logit of s) has mostly positive eigenvalues, and the score is near 1; one that suppresses what
+    it attends to scores near -1. It is 1 for the identity, -1 for minus the identity, cos(theta) for a
+    2D rotation by theta, and it does not change under a change of basis (P M P^-1), nor when the matrix
+    is scaled by a positive number. The eigenvalues of a real matrix that is not symmetric may be
+    complex: use them all, as they are (not those of the symmetric part, not the singular values).
+
+    Shapes:
+        matrix: [n, n]
+        returns: [] (a scalar), in [-1, 1], in the dtype of matrix
+
+    Hints (the next one: katas hint copying_score 2):
+        1. torch.linalg has a function that returns only the eigenvalues of a general (not symmetric)
+           matrix; they come back complex.
+    """
+    raise NotImplementedError
+
+
+@kata
+def full_qk_circuit(
+    W_E: Float[Tensor, "d_vocab d_model"], W_Q: Float[Tensor, "d_model d_head"], W_K: Float[Tensor, "d_model d_head"]
+) -> Float[Tensor, "d_vocab_query d_vocab_key"]:
+    """The full QK circuit of one head: W_E W_Q W_K^T W_E^T, the attention score of every token pair.
+
+    Entry [s, t] is the (unscaled) score of a query position holding token s against a key position
+    holding token t, ignoring positional embeddings, LayerNorms and biases: (e_s W_Q) . (e_t W_K), where
+    e_s is row s of W_E. Rows: the query token; columns: the key token. It is not symmetric: swapping
+    W_Q and W_K gives its transpose, a different head.
+
+    Shapes:
+        W_E: [d_vocab, d_model]   W_Q, W_K: [d_model, d_head]
+        returns: [d_vocab (query), d_vocab (key)]
+
+    Hints (the next one: katas hint full_qk_circuit 2):
+        1. Both tokens are embedded first: the query side reads W_E through W_Q, the key side reads W_E
+           through W_K.
+    """
+    raise NotImplementedError
+
+
+@kata
+def composition_score(
+    W_A: Float[Tensor, "d_model d_model"], W_B: Float[Tensor, "d_model d_model"]
+) -> Float[Tensor, ""]:
+    """How much W_B reads what W_A writes: ||W_A W_B||_F / (||W_A||_F ||W_B||_F).
+
+    W_A is the earlier head's OV circuit (rows read, columns write), W_B a matrix of the later head whose
+    rows read the residual stream. The Frobenius norm of the product is at most the product of the
+    norms, so the score lies in [0, 1]: near 0 when W_A writes into directions W_B does not read, larger
+    when they line up. Scaling either matrix does not change it.
+
+    Shapes:
+        W_A, W_B: [d_model, d_model]
+        returns: [] (a scalar)
+
+    Hints (the next one: katas hint composition_score 2):
+        1. Three Frobenius norms: one of the product, one of each factor.
+    """
+    raise NotImplementedError
+
+
+@kata
+@detached
+def composition_scores(attn0: nn.Module, attn1: nn.Module, kind: str) -> Float[Tensor, "heads0 heads1"]:
+    """The composition scores of every head of an earlier layer with every head of a later layer.
+
+    attn0 and attn1 are attention modules with TransformerLens' weights (W_Q, W_K, W_V:
+    [n_heads, d_model, d_head]; W_O: [n_heads, d_head, d_model]), attn0 in an earlier layer. Entry
+    [i, j] is composition_score(W_OV[i] of attn0, W_B[j] of attn1), where W_B is what head j reads the
+    residual stream with on the side named by kind:
+    - "q": Q-composition, head i's output feeds head j's queries: W_B = W_QK[j] = W_Q[j] W_K[j]^T;
+    - "k": K-composition, head i's output feeds head j's keys: W_B = W_QK[j]^T = W_K[j] W_Q[j]^T;
+    - "v": V-composition, head i's output feeds head j's values: W_B = W_OV[j] = W_V[j] W_O[j].
+    Any other kind is a ValueError. The scores are weights analysis, detached from autograd.
+
+    Shapes:
+        attn0: n_heads = heads0   attn1: n_heads = heads1, the same d_model
+        returns: [heads0, heads1]
+
+    Hints (the next one: katas hint composition_scores 2):
+        1. Build the earlier layer's OV circuits and the later layer's reading matrices for kind, each
+           [n_heads, d_model, d_model], then score every pair (i, j).
+    """
+    raise NotImplementedError
+
+
+@kata
+def pattern_html(pattern: Float[Tensor, "query_pos key_pos"], tokens: list[str], path: Path) -> Path:
+    """Write one head's attention pattern as a self-contained HTML heat map to path, and return path.
+
+    The page is a table: a header row with an empty corner <th> and one <th> per key token, then one row
+    per query position with a <th> holding the query token and one <td> per key. Each <td> is coloured by
+    its value (darker for more attention, e.g. a background whose opacity is the value) and carries the
+    value, written with 4 decimals, in its title attribute (the browser shows it on hover):
+    <td title="0.1234" style="...">. Tokens are text: escape them (html.escape), so that a token "<b>" or
+    "&amp;" shows as itself instead of becoming markup. The page must work offline: no <script src>, no
+    <link>, no url(...), everything inside the one file.
+
+    Shapes:
+        pattern: [pos, pos] (query_pos = key_pos = len(tokens)), values in [0, 1]
+        tokens: the pos token strings
+        path: the file to write (its folder exists)
+        returns: path
+
+    Hints (the next one: katas hint pattern_html 2):
+        1. Build the page as a list of strings (one per row) and join them; pattern.tolist() gives Python
+           floats to format.
+    """
+    raise NotImplementedError
+
+
+@kata
+def pattern_text(pattern: Float[Tensor, "query_pos key_pos"], tokens: list[str]) -> str:
+    """Draw one head's attention pattern as text for the terminal: a line per query, a character per key.
+
+    Line i is query token i, right-aligned to the width of the longest token, one space, then one
+    character per key position: SHADES[min(int(value * len(SHADES)), len(SHADES) - 1)], so that 0 is a
+    blank, 1 is "@", and the strongest attention of a row gets the darkest character of that row. The
+    upper triangle of a causal pattern (zeros) comes out blank. Join the lines with "\\n" (no newline
+    after the last one).
+
+    Shapes:
+        pattern: [pos, pos] (query_pos = key_pos = len(tokens)), values in [0, 1]
+        tokens: the pos token strings (no newlines in them)
+        returns: a str of pos lines
+
+    Hints (the next one: katas hint pattern_text 2):
+        1. pattern.tolist() gives a list of rows of Python floats; str.rjust pads a token on the left.
+    """
+    raise NotImplementedError

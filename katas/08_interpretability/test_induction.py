@@ -1,0 +1,387 @@
+"""Tests for katas/08_interpretability/induction.py: an attention-only model, its training, and the induction
+circuit it learns.
+
+The fast tests check each kata on small random models against oracles written here from the definitions:
+the forward pass with torch.nn.functional.scaled_dot_product_attention, the loss with
+torch.nn.functional.cross_entropy, the training loop with torch.optim.AdamW. Their weights are drawn large
+(init_range 1) so that the heads attend sharply and differ from each other.
+
+The slow test is the capstone: it trains your model (a minute at most on a laptop's CPU), then finds the
+induction circuit in it with your katas and checks it on sequences it never saw: a previous-token head in
+layer 0, an induction head in layer 1 that reads it through its keys (K-composition), a loss on the repeated
+half close to 0, and ablations that take the improvement away again.
+"""
+
+import copy
+import math
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from katakit.testing import assert_close
+
+SEED = int(os.environ.get("KATAS_SEED", "0"))
+# The first AdamW of a process imports much of PyTorch's compiler machinery: seconds on a busy machine. Pay for
+# it here, while the tests are collected, rather than inside a test's 15-second limit.
+torch.optim.AdamW([nn.Parameter(torch.zeros(1))])
+BATCH, SEQ_LEN = 3, 5  # pos = 2 * SEQ_LEN = 10
+SMALL = {"d_model": 12, "n_heads": 3, "d_head": 4, "d_mlp": 1, "n_ctx": 16, "d_vocab": 7, "init_range": 1.0}
+
+
+def small_model(impl, n_layers: int = 2, **changes) -> nn.Module:
+    model = impl.AttnOnlyTransformer(impl.transformer.Config(**SMALL | changes, n_layers=n_layers)).double()
+    with torch.no_grad():  # every bias nonzero, so that a forgotten one shows
+        for name, param in model.named_parameters():
+            if name.split(".")[-1].startswith("b_"):
+                param.copy_(0.3 * torch.randn_like(param))
+    return model
+
+
+def repeated(d_vocab: int, batch: int = BATCH, seq_len: int = SEQ_LEN) -> torch.Tensor:
+    first = torch.randint(0, d_vocab, (batch, seq_len))
+    return torch.cat([first, first], dim=1)
+
+
+def attention_oracle(attn: nn.Module, x: torch.Tensor, keep: torch.Tensor | None = None):
+    """(output, pattern) of an attention layer, written from the definition; keep[h] = 0 silences head h."""
+    q = torch.einsum("bpd,hde->bhpe", x, attn.W_Q) + attn.b_Q[:, None]
+    k = torch.einsum("bpd,hde->bhpe", x, attn.W_K) + attn.b_K[:, None]
+    v = torch.einsum("bpd,hde->bhpe", x, attn.W_V) + attn.b_V[:, None]
+    z = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # [batch, n_heads, pos, d_head]
+    pos = x.shape[1]
+    scores = (q @ k.transpose(-1, -2)) / q.shape[-1] ** 0.5
+    pattern = scores.masked_fill(torch.ones(pos, pos, dtype=torch.bool).triu(1), float("-inf")).softmax(dim=-1)
+    if keep is not None:
+        z = z * keep[None, :, None, None]
+    return torch.einsum("bhpe,hed->bpd", z, attn.W_O) + attn.b_O, pattern
+
+
+def forward_oracle(model: nn.Module, tokens: torch.Tensor, silenced: tuple[int, int] | None = None):
+    """(logits, [pattern of every layer]) of an attention-only model, with one (layer, head) silenced."""
+    with torch.no_grad():
+        residual = model.embed.W_E[tokens] + model.pos_embed.W_pos[: tokens.shape[1]]
+        patterns = []
+        for layer, block in enumerate(model.blocks):
+            keep = None
+            if silenced is not None and silenced[0] == layer:
+                keep = torch.ones(block.attn.W_Q.shape[0], dtype=residual.dtype)
+                keep[silenced[1]] = 0
+            out, pattern = attention_oracle(block.attn, block.ln1(residual), keep)
+            patterns.append(pattern)
+            residual = residual + out
+        logits = model.ln_final(residual) @ model.unembed.W_U + model.unembed.b_U
+    return logits, patterns
+
+
+def parameters(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: param.detach().clone() for name, param in model.named_parameters()}
+
+
+# --- AttnOnlyTransformer ----------------------------------------------------------------------------
+
+
+@pytest.mark.kata("AttnOnlyTransformer")
+@pytest.mark.parametrize("n_layers", [1, 2, 3])
+def test_attn_only_forward_matches_the_definition(impl, n_layers):
+    model = small_model(impl, n_layers)
+    tokens = torch.randint(0, SMALL["d_vocab"], (BATCH, 11))
+    assert_close(
+        model(tokens),
+        forward_oracle(model, tokens)[0],
+        what=f"the logits of a {n_layers}-layer attention-only model",
+        hint="embed + pos_embed, then residual = residual + attn(ln1(residual)) for every block (each block adds "
+        "to the stream, it does not replace it), then unembed(ln_final(residual))",
+    )
+
+
+@pytest.mark.kata("AttnOnlyTransformer")
+def test_attn_only_forward_calls_ln1_and_ln_final(impl):
+    model = small_model(impl, 2)
+    for block in model.blocks:
+        block.ln1 = nn.LayerNorm(SMALL["d_model"], dtype=torch.float64)
+    model.ln_final = nn.LayerNorm(SMALL["d_model"], dtype=torch.float64)
+    with torch.no_grad():
+        for module in [*(block.ln1 for block in model.blocks), model.ln_final]:
+            module.weight.copy_(1 + 0.5 * torch.randn(SMALL["d_model"]))
+            module.bias.copy_(0.5 * torch.randn(SMALL["d_model"]))
+    tokens = torch.randint(0, SMALL["d_vocab"], (BATCH, 11))
+    assert_close(
+        model(tokens),
+        forward_oracle(model, tokens)[0],
+        what="the logits with LayerNorms put in place of the identities ln1 and ln_final",
+        hint="each attention reads block.ln1(residual), and the unembedding reads self.ln_final(residual): call "
+        "them even though they are identities in this model",
+    )
+
+
+# --- attention_patterns -----------------------------------------------------------------------------
+
+
+@pytest.mark.kata("attention_patterns")
+def test_attention_patterns_of_every_layer(impl):
+    model = small_model(impl, 3)
+    tokens = torch.randint(0, SMALL["d_vocab"], (BATCH, 11))
+    patterns = impl.attention_patterns(model, tokens)
+    assert patterns.shape == (3, BATCH, SMALL["n_heads"], 11, 11), (
+        f"attention_patterns gave shape {tuple(patterns.shape)}, expected [n_layers, batch, n_heads, query_pos, "
+        f"key_pos] = {(3, BATCH, SMALL['n_heads'], 11, 11)}: stack the layers' patterns along a new first axis"
+    )
+    for layer, expected in enumerate(forward_oracle(model, tokens)[1]):
+        assert_close(
+            patterns[layer],
+            expected,
+            what=f"the attention pattern of layer {layer}",
+            hint="the pattern of a layer is computed from the residual stream that reaches it: embeddings plus "
+            "the outputs of all the layers before (move the stream forward after recording each pattern)",
+        )
+
+
+# --- train_induction_model --------------------------------------------------------------------------
+
+
+def train_oracle(impl, model, steps, batch, min_seq_len, max_seq_len, lr, generator):
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        seq_len = int(torch.randint(min_seq_len, max_seq_len + 1, (), generator=generator))
+        tokens = impl.activations.repeated_tokens(batch, seq_len, model.cfg.d_vocab, generator)
+        logits = model(tokens)
+        loss = F.cross_entropy(logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten())
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    return losses
+
+
+@pytest.mark.kata("train_induction_model")
+def test_train_induction_model_is_adamw_on_repeated_tokens(impl):
+    model = small_model(impl, 2, init_range=0.3)
+    twin = copy.deepcopy(model)
+    args = {"steps": 4, "batch": 3, "min_seq_len": 2, "max_seq_len": 5, "lr": 0.05}
+    losses = impl.train_induction_model(model, **args, generator=torch.Generator().manual_seed(SEED))
+    expected = train_oracle(impl, twin, **args, generator=torch.Generator().manual_seed(SEED))
+    assert isinstance(losses, list) and len(losses) == args["steps"], (
+        f"train_induction_model returned {type(losses).__name__} of length {len(losses)}; expected a list of one float "
+        f"per step ({args['steps']})"
+    )
+    assert all(isinstance(loss, float) for loss in losses), "each loss should be a Python float: loss.item()"
+    assert_close(
+        torch.tensor(losses),
+        torch.tensor(expected),
+        what="the loss of every step",
+        hint="per step: seq_len from torch.randint(min_seq_len, max_seq_len + 1, (), generator=generator), then "
+        "activations.repeated_tokens(batch, seq_len, d_vocab, generator), next_token_loss, then zero_grad, "
+        "backward, step of ONE AdamW(lr=lr) created before the loop. Without zero_grad the gradients pile up.",
+        atol=1e-6,
+        rtol=1e-6,
+    )
+    for name, value in parameters(twin).items():
+        assert_close(
+            dict(model.named_parameters())[name].detach(),
+            value,
+            what=f"the trained parameter {name}",
+            hint="train the model you are given, in place, with torch.optim.AdamW(model.parameters(), lr=lr)",
+            atol=1e-6,
+            rtol=1e-6,
+        )
+
+
+@pytest.mark.kata("train_induction_model")
+def test_train_induction_model_draws_every_length_in_the_range(impl):
+    model = small_model(impl, 1, init_range=0.3, n_ctx=20)
+    lengths = []
+    hook = model.embed.register_forward_pre_hook(lambda module, args: lengths.append(args[0].shape[1] // 2))
+    try:
+        impl.train_induction_model(model, 12, 2, 3, 4, 1e-3, torch.Generator().manual_seed(SEED))
+    finally:
+        hook.remove()
+    assert set(lengths) == {3, 4}, (
+        f"over 12 steps with min_seq_len 3 and max_seq_len 4 the model saw the seq_lens {sorted(set(lengths))}; "
+        "expected both 3 and 4: max_seq_len is included (torch.randint's upper bound is not)"
+    )
+
+
+# --- find_heads -------------------------------------------------------------------------------------
+
+
+@pytest.mark.kata("find_heads")
+def test_find_heads_takes_the_best_head_of_each_layer(impl):
+    for trial in range(6):
+        model = small_model(impl, 2, n_heads=5)
+        tokens = repeated(SMALL["d_vocab"], batch=7)
+        patterns = forward_oracle(model, tokens)[1]
+        queries = torch.arange(1, 2 * SEQ_LEN)
+        previous = patterns[0][:, :, queries, queries - 1].mean(dim=(0, 2))
+        queries = torch.arange(SEQ_LEN, 2 * SEQ_LEN)
+        induction = patterns[1][:, :, queries, queries - SEQ_LEN + 1].mean(dim=(0, 2))
+        expected = (int(previous.argmax()), int(induction.argmax()))
+        found = impl.find_heads(model, tokens, SEQ_LEN)
+        assert found == expected, (
+            f"model {trial}: find_heads gave {found}; the previous-token scores of layer 0 are "
+            f"{[round(s, 3) for s in previous.tolist()]} and the induction scores of layer 1 "
+            f"{[round(s, 3) for s in induction.tolist()]}, so expected {expected}. The highest score (argmax, not "
+            "argmin), the previous-token score on layer 0's pattern and the induction score on layer 1's."
+        )
+        assert all(type(head) is int for head in found), f"find_heads returned {found!r}: Python ints, with .item()"
+
+
+# --- repeated_half_loss -----------------------------------------------------------------------------
+
+
+def repeated_half_oracle(model, tokens, seq_len, silenced=None):
+    logits = forward_oracle(model, tokens, silenced)[0]
+    return F.cross_entropy(logits[:, seq_len:-1].flatten(0, 1), tokens[:, seq_len + 1 :].flatten())
+
+
+@pytest.mark.kata("repeated_half_loss")
+def test_repeated_half_loss_counts_the_predictable_predictions(impl):
+    model = small_model(impl, 2)
+    tokens = repeated(SMALL["d_vocab"])
+    assert_close(
+        impl.repeated_half_loss(model, tokens, SEQ_LEN),
+        repeated_half_oracle(model, tokens, SEQ_LEN),
+        what="the mean loss of the predictions made at positions seq_len .. 2 seq_len - 2",
+        hint="logits[:, t] predicts tokens[:, t + 1]; keep t = seq_len .. 2 * seq_len - 2 (not the whole sequence, "
+        "and not the prediction of the token at seq_len, made from the first half)",
+    )
+
+
+@pytest.mark.kata("repeated_half_loss")
+@pytest.mark.parametrize("layer", [0, 1])
+def test_repeated_half_loss_ablates_the_head_it_is_given(impl, layer):
+    model = small_model(impl, 2)
+    before = parameters(model)
+    tokens = repeated(SMALL["d_vocab"])
+    for head in range(SMALL["n_heads"]):
+        assert_close(
+            impl.repeated_half_loss(model, tokens, SEQ_LEN, ablate=(layer, head)),
+            repeated_half_oracle(model, tokens, SEQ_LEN, silenced=(layer, head)),
+            what=f"the repeated-half loss with head {head} of layer {layer} zero-ablated",
+            hint="ablate=(layer, head): in a copy of the model, zero W_O[head] of blocks[layer].attn (the head's z "
+            "contributes nothing; b_O stays)",
+        )
+    for name, value in before.items():
+        assert torch.equal(dict(model.named_parameters())[name].detach(), value), (
+            f"repeated_half_loss changed the caller's {name}: ablate a copy (copy.deepcopy(model)), not the model"
+        )
+
+
+# --- the capstone: an induction head you trained ----------------------------------------------------
+
+# Small enough to train in well under a minute on a laptop's CPU, large enough to learn induction
+# reliably: an induction head forms after 1000 to 2000 steps for every seed tried.
+INDUCTION_CONFIG = {"d_model": 32, "n_heads": 4, "d_head": 8, "d_mlp": 1, "n_layers": 2, "n_ctx": 24, "d_vocab": 30}
+TRAINING = {"steps": 2000, "batch": 128, "min_seq_len": 4, "max_seq_len": 12, "lr": 1e-2}
+HELD_OUT_SEQ_LEN = 10
+PREVIOUS_TOKEN_THRESHOLD, INDUCTION_THRESHOLD = 0.3, 0.5
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread, and other processes busy on the same cores then do not slow
+    them down tenfold (two threads of torch wait for each other)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def trained(impl, one_thread):
+    """Your model, trained once for the module by your train_induction_model, and sequences it never saw."""
+    with torch.random.fork_rng():
+        torch.manual_seed(SEED)
+        model = impl.AttnOnlyTransformer(impl.transformer.Config(**INDUCTION_CONFIG))
+    losses = impl.train_induction_model(model, **TRAINING, generator=torch.Generator().manual_seed(SEED))
+    held_out = torch.Generator().manual_seed(10_000 + SEED)
+    first = torch.randint(0, INDUCTION_CONFIG["d_vocab"], (100, HELD_OUT_SEQ_LEN), generator=held_out)
+    tokens = torch.cat([first, first], dim=1)
+    return model, losses, tokens
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.kata("train_induction_model")
+def test_trained_model_predicts_the_repeated_half(impl, trained):
+    model, losses, tokens = trained
+    log_vocab = math.log(INDUCTION_CONFIG["d_vocab"])
+    with torch.no_grad():
+        logits = model(tokens)
+    nll = -logits.log_softmax(dim=-1)[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0]
+    first_half = nll[:, : HELD_OUT_SEQ_LEN - 1].mean().item()
+    repeated_half = nll[:, HELD_OUT_SEQ_LEN:].mean().item()
+    assert repeated_half < 0.25 * log_vocab, (
+        f"after training, the loss on the repeated half of held-out sequences is {repeated_half:.2f} nats; expected "
+        f"under {0.25 * log_vocab:.2f} (a quarter of log(d_vocab) = {log_vocab:.2f}, the loss of a uniform guess). "
+        f"The training losses went {losses[0]:.2f} -> {losses[-1]:.2f}: is every step one AdamW step on a fresh "
+        "batch, with the gradients zeroed in between?"
+    )
+    assert first_half > 0.8 * log_vocab, (
+        f"the loss on the first half of random held-out sequences is {first_half:.2f} nats, yet nothing there can "
+        f"be predicted: expected about log(d_vocab) = {log_vocab:.2f} or more. Did the model see its test data?"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.kata("find_heads")
+def test_trained_model_has_a_previous_token_head_and_an_induction_head(impl, trained):
+    model, _, tokens = trained
+    previous, induction = impl.find_heads(model, tokens, HELD_OUT_SEQ_LEN)
+    patterns = impl.attention_patterns(model, tokens)
+    queries = torch.arange(1, 2 * HELD_OUT_SEQ_LEN)
+    previous_score = patterns[0, :, previous, queries, queries - 1].mean().item()
+    queries = torch.arange(HELD_OUT_SEQ_LEN, 2 * HELD_OUT_SEQ_LEN)
+    induction_score = patterns[1, :, induction, queries, queries - HELD_OUT_SEQ_LEN + 1].mean().item()
+    assert induction_score > INDUCTION_THRESHOLD, (
+        f"head {induction} of layer 1, the one find_heads chose, gives on average {induction_score:.2f} of its "
+        f"attention to the token after the earlier copy of the current one; expected above {INDUCTION_THRESHOLD}. "
+        "If the model predicts the repeated half, look at the patterns of every head: is find_heads picking the "
+        "best one, of the right layer?"
+    )
+    assert previous_score > PREVIOUS_TOKEN_THRESHOLD, (
+        f"head {previous} of layer 0, the one find_heads chose, attends to the previous token with weight "
+        f"{previous_score:.2f} on average; expected above {PREVIOUS_TOKEN_THRESHOLD}"
+    )
+
+    k_composition = impl.circuits.composition_scores(model.blocks[0].attn, model.blocks[1].attn, "k")
+    q_composition = impl.circuits.composition_scores(model.blocks[0].attn, model.blocks[1].attn, "q")
+    pair = k_composition[previous, induction].item()
+    assert pair >= 0.9 * k_composition.max().item(), (
+        f"the K-composition of the previous-token head {previous} with the induction head {induction} is "
+        f"{pair:.3f}, the largest of all pairs is {k_composition.max().item():.3f}: the induction head's keys "
+        f"should read what the previous-token head writes more than any other pair does (all pairs:\n{k_composition})"
+    )
+    assert pair > 3 * q_composition[previous, induction].item(), (
+        f"the K-composition of the pair ({pair:.3f}) should be far larger than its Q-composition "
+        f"({q_composition[previous, induction].item():.3f}): the previous token matters to the keys, not the queries"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.kata("repeated_half_loss")
+def test_ablating_the_induction_circuit_takes_the_improvement_away(impl, trained):
+    model, _, tokens = trained
+    log_vocab = math.log(INDUCTION_CONFIG["d_vocab"])
+    previous, induction = impl.find_heads(model, tokens, HELD_OUT_SEQ_LEN)
+    clean = impl.repeated_half_loss(model, tokens, HELD_OUT_SEQ_LEN).item()
+    without_induction = impl.repeated_half_loss(model, tokens, HELD_OUT_SEQ_LEN, ablate=(1, induction)).item()
+    without_previous = impl.repeated_half_loss(model, tokens, HELD_OUT_SEQ_LEN, ablate=(0, previous)).item()
+    assert without_induction > 2.5 * clean, (
+        f"the repeated-half loss is {clean:.2f} nats, and {without_induction:.2f} with the induction head (layer 1, "
+        f"head {induction}) ablated: expected at least 2.5 times as much. Does ablate=(1, head) zero that head of "
+        "layer 1?"
+    )
+    # Layer 1 usually holds several induction heads that back each other up, but one previous-token head
+    # feeds them all: without it, most of what the repeat taught the model is lost.
+    lost = (without_previous - clean) / (log_vocab - clean)
+    assert lost > 0.4, (
+        f"ablating the previous-token head (layer 0, head {previous}) raises the repeated-half loss from {clean:.2f} "
+        f"to {without_previous:.2f} nats, {lost:.0%} of the way back to a uniform guess (log(d_vocab) = "
+        f"{log_vocab:.2f}); expected over 40%. Does ablate=(0, head) zero that head of layer 0?"
+    )
