@@ -1,5 +1,6 @@
 """Assertions for kata tests whose failure messages a beginner can act on: `assert_close`, and
-`forbid` (a docstring's "do not call X") and `calls` (a docstring's "write it with einsum").
+`forbid` (a docstring's "do not call X") and `calls` (a docstring's "write it with einsum"); and
+`random_hf_gpt2`, the Hugging Face GPT-2 oracle that topics 06 and 08 compare the learner's model with.
 
 `assert_close` follows `torch.testing.assert_close` (same default tolerances per dtype) but is
 written out here: torch's first call imports its distributed-tensor machinery, about 0.7 s of every
@@ -12,7 +13,8 @@ import inspect
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
-from typing import NoReturn
+from types import ModuleType
+from typing import Any, NoReturn
 
 import torch
 from torch import Tensor
@@ -158,3 +160,45 @@ def calls(kata: Callable[..., object] | type) -> set[str]:
             if parts:
                 found.add(".".join(reversed(parts)))
     return found
+
+
+def _random_gpt2_value(name: str, param: Tensor) -> Tensor:
+    """A random value for a Hugging Face GPT-2 parameter, scaled so activations stay of order 1."""
+    noise = torch.randn_like(param)
+    if param.dim() == 1:
+        is_scale = name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight"))
+        return (1.0 if is_scale else 0.0) + 0.3 * noise
+    if name.endswith(("wte.weight", "wpe.weight")):
+        return noise
+    fan_in = param.shape[1] if name == "lm_head.weight" else param.shape[0]  # Conv1D stores [in, out]
+    return noise / fan_in**0.5
+
+
+def random_hf_gpt2(seed: int, dtype: torch.dtype = torch.float32, **sizes: Any) -> Any:
+    """A Hugging Face `GPT2LMHeadModel` (GPT2Config(**sizes), eager attention, in eval mode) with a random
+    value in EVERY parameter: biases, LayerNorm scales and shifts, and an lm_head untied from wte. With
+    Hugging Face's own initialisation (zero biases, LayerNorm at 1 and 0, lm_head tied to wte) a model that
+    forgot a bias, skipped the LayerNorm affine or reused W_E.T as W_U would still match. The values come
+    from `seed`, drawn in `dtype`; torch's global random state is left as it was. Imports transformers."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    untied_eager: dict[str, Any] = {"tie_word_embeddings": False, "attn_implementation": "eager"}
+    config = GPT2Config(**sizes, **untied_eager, bos_token_id=None, eos_token_id=None)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = GPT2LMHeadModel(config).eval().to(dtype)
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                param.copy_(_random_gpt2_value(name, param))
+    assert model.lm_head.weight.data_ptr() != model.transformer.wte.weight.data_ptr(), "lm_head should be untied"
+    return model
+
+
+def gpt2_from_hf(transformer: ModuleType, hf_model: Any, **our_sizes: Any) -> Any:
+    """The learner's topic 06 `GPT2(Config(**our_sizes))` holding hf_model's weights, loaded through their
+    own `convert_hf_state_dict`, in hf_model's dtype and in eval mode; its parameters require grad."""
+    cfg = transformer.Config(**our_sizes)
+    state_dict = {name: value.detach() for name, value in hf_model.state_dict().items()}
+    model = transformer.GPT2(cfg).to(next(hf_model.parameters()).dtype)
+    model.load_state_dict(transformer.convert_hf_state_dict(state_dict, cfg), strict=True)
+    return model.eval()

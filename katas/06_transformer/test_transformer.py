@@ -24,7 +24,7 @@ from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.activations import NewGELUActivation
 
-from katakit.testing import assert_close
+from katakit.testing import assert_close, random_hf_gpt2
 
 SEED = int(os.environ.get("KATAS_SEED", "0"))
 BATCH, POS = 3, 11
@@ -76,40 +76,10 @@ MODEL_TOLERANCE = {"atol": 1e-4, "rtol": 1e-4}
 NOT_CACHED = "GPT-2 small weights are not in the local Hugging Face cache; this test never downloads"
 
 
-def random_value(name: str, param: torch.Tensor) -> torch.Tensor:
-    """A random value for a Hugging Face GPT-2 parameter, scaled so activations stay of order 1."""
-    noise = torch.randn_like(param)
-    if param.dim() == 1:
-        is_scale = name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight"))
-        return (1.0 if is_scale else 0.0) + 0.3 * noise
-    if name.endswith(("wte.weight", "wpe.weight")):
-        return noise
-    fan_in = param.shape[1] if name == "lm_head.weight" else param.shape[0]  # Conv1D stores [in, out]
-    return noise / fan_in**0.5
-
-
-def random_hf_gpt2(size: str) -> GPT2LMHeadModel:
-    config = GPT2Config(
-        **HF_SIZES[size],
-        tie_word_embeddings=False,
-        bos_token_id=None,
-        eos_token_id=None,
-        attn_implementation="eager",
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(SEED)
-        model = GPT2LMHeadModel(config).eval()
-        with torch.no_grad():
-            for name, param in model.named_parameters():
-                param.copy_(random_value(name, param))
-    assert model.lm_head.weight.data_ptr() != model.transformer.wte.weight.data_ptr(), "lm_head should be untied"
-    return model
-
-
 @pytest.fixture(scope="module")
 def hf_models() -> dict[str, GPT2LMHeadModel]:
     """Both Hugging Face models in float32, built once for the module."""
-    return {size: random_hf_gpt2(size) for size in HF_SIZES}
+    return {size: random_hf_gpt2(SEED, **HF_SIZES[size]) for size in HF_SIZES}
 
 
 @pytest.fixture(scope="module")

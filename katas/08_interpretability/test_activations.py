@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from katakit.testing import assert_close
+from katakit.testing import assert_close, gpt2_from_hf, random_hf_gpt2
 
 SEED = int(os.environ.get("KATAS_SEED", "0"))
 BATCH, POS = 3, 11
@@ -81,41 +81,16 @@ for _layer in range(N_LAYERS):
     }
 
 
-def random_value(name: str, param: torch.Tensor) -> torch.Tensor:
-    """A random value for a Hugging Face GPT-2 parameter, scaled so activations stay of order 1."""
-    noise = torch.randn_like(param)
-    if param.dim() == 1:
-        is_scale = name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight"))
-        return (1.0 if is_scale else 0.0) + 0.3 * noise
-    if name.endswith(("wte.weight", "wpe.weight")):
-        return noise
-    fan_in = param.shape[1] if name == "lm_head.weight" else param.shape[0]  # Conv1D stores [in, out]
-    return noise / fan_in**0.5
-
-
 @pytest.fixture(scope="module")
 def hf() -> GPT2LMHeadModel:
     """A small Hugging Face GPT-2 in float64 with random values in every parameter, built once."""
-    config = GPT2Config(
-        **HF_SIZES, tie_word_embeddings=False, bos_token_id=None, eos_token_id=None, attn_implementation="eager"
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(SEED)
-        model = GPT2LMHeadModel(config).eval().double()
-        with torch.no_grad():
-            for name, param in model.named_parameters():
-                param.copy_(random_value(name, param))
-    return model
+    return random_hf_gpt2(SEED, torch.float64, **HF_SIZES)
 
 
 def ours_from(impl, hf_model: GPT2LMHeadModel) -> nn.Module:
     """Your topic 06 GPT2 with Hugging Face's weights, through your convert_hf_state_dict; its parameters
     require grad, as a model's do."""
-    cfg = impl.transformer.Config(**OUR_SIZES)
-    state_dict = {name: value.detach() for name, value in hf_model.state_dict().items()}
-    model = impl.transformer.GPT2(cfg).double()
-    model.load_state_dict(impl.transformer.convert_hf_state_dict(state_dict, cfg), strict=True)
-    return model.eval()
+    return gpt2_from_hf(impl.transformer, hf_model, **OUR_SIZES)
 
 
 @pytest.fixture

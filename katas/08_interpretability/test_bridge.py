@@ -16,7 +16,7 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from katakit.testing import assert_close
+from katakit.testing import assert_close, gpt2_from_hf, random_hf_gpt2
 
 SEED = int(os.environ.get("KATAS_SEED", "0"))
 BATCH, POS = 3, 11
@@ -63,41 +63,14 @@ def confirmed_names() -> list[str]:
     return sorted({name.format(layer=layer) for name in CONFIRMED for layer in range(HF_SIZES["n_layer"])})
 
 
-def random_value(name: str, param: torch.Tensor) -> torch.Tensor:
-    """A random value for a Hugging Face GPT-2 parameter, scaled so activations stay of order 1."""
-    noise = torch.randn_like(param)
-    if param.dim() == 1:
-        is_scale = name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight"))
-        return (1.0 if is_scale else 0.0) + 0.3 * noise
-    if name.endswith(("wte.weight", "wpe.weight")):
-        return noise
-    fan_in = param.shape[1] if name == "lm_head.weight" else param.shape[0]  # Conv1D stores [in, out]
-    return noise / fan_in**0.5
-
-
-def random_hf_gpt2(seed: int = SEED) -> GPT2LMHeadModel:
-    config = GPT2Config(**HF_SIZES, tie_word_embeddings=False, attn_implementation="eager")
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = GPT2LMHeadModel(config).eval()
-        with torch.no_grad():
-            for name, param in model.named_parameters():
-                param.copy_(random_value(name, param))
-    assert model.lm_head.weight.data_ptr() != model.transformer.wte.weight.data_ptr(), "lm_head should be untied"
-    return model
-
-
 @pytest.fixture(scope="module")
 def hf_model() -> GPT2LMHeadModel:
-    return random_hf_gpt2()
+    return random_hf_gpt2(SEED, **HF_SIZES)
 
 
 def our_model(impl, hf: GPT2LMHeadModel):
     """Your topic 06 GPT2 with hf's weights, through your topic 06 convert_hf_state_dict."""
-    cfg = impl.transformer.Config(**OUR_SIZES)
-    model = impl.transformer.GPT2(cfg)
-    model.load_state_dict(impl.transformer.convert_hf_state_dict(hf.state_dict(), cfg), strict=True)
-    return model.eval()
+    return gpt2_from_hf(impl.transformer, hf, **OUR_SIZES)
 
 
 def random_tokens() -> torch.Tensor:
@@ -230,7 +203,7 @@ def test_compare_with_transformer_lens_finds_our_cache_is_theirs(impl, hf_model,
 @pytest.mark.timeout(120)
 def test_compare_with_transformer_lens_sees_another_model(impl, hf_model, tmp_path, monkeypatch):
     pytest.importorskip("transformer_lens", reason=TL_MISSING)
-    other = random_hf_gpt2(seed=SEED + 100)
+    other = random_hf_gpt2(SEED + 100, **HF_SIZES)
     folder = saved_by_hugging_face(other, tmp_path / "other")
     run_with_cache, tokens = impl.activations.run_with_cache, random_tokens()
     # hook_embed is replaced by the other model's embedding plus 0.25: the difference is 0.25 exactly
