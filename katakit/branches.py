@@ -2,8 +2,8 @@
 reference/ runs under the kata tests, and every kata argument with a default is, in some test,
 given another value.
 
-    python -m katakit.branches                 all topics
-    python -m katakit.branches 05_attention    some topics
+    python -m katakit.maintain branches                 all topics
+    python -m katakit.maintain branches 05_attention    some topics
 
 It runs `pytest --impl=reference` on the topics under coverage.py in branch mode, with the kata
 plugin recording the arguments each kata is called with (--katas-arguments), keeps only the lines
@@ -105,7 +105,7 @@ def measure(root: Path, topics: list[str]) -> tuple[dict, dict[str, list[str]]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m katakit.branches", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m katakit.maintain branches", description=__doc__.split("\n\n")[0])
     parser.add_argument("topics", nargs="*", help="topic folders (default: all)")
     parser.add_argument("--root", type=Path, default=None, help="the repository (default: found from here)")
     options = parser.parse_args(argv)

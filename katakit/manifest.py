@@ -7,8 +7,8 @@ conftest.py, the pytest configuration (pyproject.toml, curriculum.toml, and pyte
 setup.cfg where they exist) and every file of katakit/. A file of those kinds that was not shipped
 (a new `katas/NN_topic/conftest.py`, say) is flagged too.
 
-    python -m katakit.manifest            check: exit 1 and name the files that differ
-    python -m katakit.manifest --write    regenerate it after changing one of them (maintainers)
+    python -m katakit.maintain manifest            check: exit 1 and name the files that differ
+    python -m katakit.maintain manifest --write    regenerate it after changing one of them (maintainers)
 """
 
 import argparse
@@ -78,7 +78,7 @@ def write(root: Path) -> Path:
     path = root / MANIFEST
     path.parent.mkdir(parents=True, exist_ok=True)
     content = {
-        "about": "sha256 of the files that decide a verdict; regenerate: python -m katakit.manifest --write",
+        "about": "sha256 of the files that decide a verdict; regenerate: python -m katakit.maintain manifest --write",
         "files": compute(root),
     }
     path.write_text(json.dumps(content, indent=1, sort_keys=True) + "\n", encoding="utf-8")
@@ -120,7 +120,7 @@ def differences(root: Path) -> Differences:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m katakit.manifest", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m katakit.maintain manifest", description=__doc__.split("\n\n")[0])
     parser.add_argument("--write", action="store_true", help="regenerate the manifest from the files on disk")
     parser.add_argument("--root", type=Path, default=None, help="the repository (default: found from here)")
     options = parser.parse_args(argv)

@@ -6,8 +6,8 @@ first cut from the kata's docstring (`katas hint NAME 2` reveals them one at a t
 task, shapes and every other line stay as they are. So stubs and reference cannot drift apart in
 names, signatures or annotations.
 
-    python -m katakit.stubs                    check that every stub is what reference/ generates
-    python -m katakit.stubs --write [topic]    regenerate them (maintainers)
+    python -m katakit.maintain stubs                    check that every stub is what reference/ generates
+    python -m katakit.maintain stubs --write [topic]    regenerate them (maintainers)
 
 `--write` never loses a learner's work: it refuses to overwrite a file in which a kata's body is
 no longer the stub's (a kata somebody solved) unless given `--force`, and every file it rewrites
@@ -187,7 +187,7 @@ def reset(root: Path, topic: str, module: str, name: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m katakit.stubs", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m katakit.maintain stubs", description=__doc__.split("\n\n")[0])
     parser.add_argument("--write", action="store_true", help="regenerate the stubs instead of checking them")
     parser.add_argument(
         "--force", action="store_true", help="with --write: overwrite solved katas too (after a backup)"
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in stale:
         print(
             f"{path.relative_to(root).as_posix()} is not what reference/ generates. Maintainers: "
-            "`python -m katakit.stubs --write` regenerates it (it backs up every file it rewrites in "
+            "`python -m katakit.maintain stubs --write` regenerates it (it backs up every file it rewrites in "
             ".katas/backups/ and refuses to overwrite solved katas unless given --force)."
         )
     return 1 if stale else 0

@@ -4,7 +4,7 @@
 (b) every kata test fails against the untouched stubs, and fails because the stub raised
     NotImplementedError (not a collection error, an import error or a typo);
 (c) stubs and reference expose the same names with the same signatures, because the stubs are
-    generated from reference/ (python -m katakit.stubs --write);
+    generated from reference/ (python -m katakit.maintain stubs --write);
 and every kata has a test, a docstring with its task, shapes and at least two hints, and
 jaxtyping annotations on its signature.
 """
@@ -39,7 +39,7 @@ def stub_results() -> list[dict]:
 def test_the_stubs_are_what_reference_generates():
     stale = [path.relative_to(ROOT).as_posix() for path in stubs.out_of_sync(ROOT)]
     assert not stale, (
-        f"stubs out of sync with reference/: {stale}. Maintainers: `python -m katakit.stubs --write` regenerates "
+        f"stubs out of sync with reference/: {stale}. Maintainers: `python -m katakit.maintain stubs --write` regenerates "
         "them; it backs up every file it rewrites in .katas/backups/ and refuses to overwrite solved katas "
         "unless given --force. Learners: this test is not for you; `pytest` alone runs your katas."
     )

@@ -13,7 +13,7 @@ def test_the_manifest_matches_the_files_that_decide_a_verdict():
     assert not found, (
         "katakit/test_manifest.json does not match the files that decide a verdict:\n"
         + "\n".join(found.lines())
-        + "\nAfter changing one of them on purpose, regenerate it: python -m katakit.manifest --write"
+        + "\nAfter changing one of them on purpose, regenerate it: python -m katakit.maintain manifest --write"
     )
 
 
