@@ -202,3 +202,74 @@ def gpt2_from_hf(transformer: ModuleType, hf_model: Any, **our_sizes: Any) -> An
     model = transformer.GPT2(cfg).to(next(hf_model.parameters()).dtype)
     model.load_state_dict(transformer.convert_hf_state_dict(state_dict, cfg), strict=True)
     return model.eval()
+
+
+def _symmetries_of_one(name: str, value: Tensor) -> list[str]:
+    """What makes one parameter a blind spot: all zero, one value everywhere, the identity."""
+    if value.numel() == 0:
+        return []
+    if not value.any():
+        return [f"{name} is all zero"]
+    found = []
+    if value.numel() > 1 and bool((value == value.flatten()[0]).all()):
+        found.append(f"{name} holds one value everywhere ({value.flatten()[0].item():g})")
+    if value.dim() >= 2 and value.shape[-1] == value.shape[-2]:
+        eye = torch.eye(value.shape[-1], dtype=value.dtype, device=value.device)
+        if torch.equal(value, eye.expand_as(value)):
+            found.append(f"{name} is the identity")
+    return found
+
+
+def _symmetries_between(name: str, value: Tensor, other_name: str, other: Tensor) -> list[str]:
+    """What makes two parameters one: shared storage (tied), equal values, one the other's transpose."""
+    if value.numel() == 0 or other.numel() == 0:
+        return []
+    if value.untyped_storage().data_ptr() == other.untyped_storage().data_ptr():
+        return [f"{name} and {other_name} share storage (tied)"]
+    if value.shape == other.shape and torch.equal(value, other):
+        return [f"{name} equals {other_name}"]
+    if value.dim() == other.dim() == 2 and value.shape == other.T.shape and torch.equal(value, other.T):
+        return [f"{name} equals {other_name} transposed"]
+    return []
+
+
+def assert_no_symmetries(parameters: Any, *, what: str) -> None:
+    """Assert that an oracle model breaks every symmetry a learner's mistake could hide behind: no parameter
+    is all zero (a forgotten bias passes), holds one value everywhere (a LayerNorm at 1 and 0 passes without
+    its affine step), or is the identity (a forgotten projection passes); no two parameters share storage,
+    are equal, or are each other's transposes (a W_U tied to W_E.T passes for W_E.T).
+
+    `parameters` is an nn.Module (its parameters, tied ones included) or a {name: tensor} dict; `what`
+    names the model in the message ("test_attribution's GPT2")."""
+    pairs = parameters.named_parameters(remove_duplicate=False) if isinstance(parameters, torch.nn.Module) else None
+    named: list[tuple[str, Tensor]] = [
+        (name, value.detach()) for name, value in (pairs if pairs is not None else dict(parameters).items())
+    ]
+    found = [problem for name, value in named for problem in _symmetries_of_one(name, value)]
+    for i, (name, value) in enumerate(named):
+        for other_name, other in named[i + 1 :]:
+            found += _symmetries_between(name, value, other_name, other)
+    if found:
+        raise AssertionError(
+            f"{what} has {len(found)} symmetries a wrong kata could pass through: {'; '.join(found)}. Give every "
+            "parameter random values of its own (random_hf_gpt2 does; Hugging Face's GPT-2 has no b_U: "
+            "random_b_U and with_b_U give the learner's model one)."
+        )
+
+
+def random_b_U(d_vocab: int, seed: int, dtype: torch.dtype = torch.float32) -> Tensor:
+    """A random, non-zero unembedding bias [d_vocab], of order 0.5, drawn from `seed` (torch's global random
+    state is left alone). Hugging Face's GPT-2 has no b_U, so the learner's model converted from it has
+    b_U = 0 and a kata that forgets b_U would pass: tests put this one in (with_b_U) and add it to every
+    logit Hugging Face computes."""
+    generator = torch.Generator().manual_seed(seed + 7919)
+    values = 0.5 * torch.randn(d_vocab, generator=generator, dtype=torch.float64)
+    return (values + 0.1 * values.sign()).to(dtype)  # at least 0.1 from zero, whatever the draw
+
+
+def with_b_U(model: Any, b_U: Tensor) -> Any:
+    """`model` (topic 06's GPT2, or any model with unembed.b_U) with its unembedding bias set to b_U, in
+    place, without recording it in autograd; returns the model."""
+    with torch.no_grad():
+        model.unembed.b_U.copy_(b_U)
+    return model

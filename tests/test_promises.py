@@ -252,3 +252,40 @@ def test_the_branch_gate_names_a_branch_and_an_argument_no_test_reaches(tmp_path
     assert f"reference/01_gated/gated.py:{negative + 1}: clipped: this line never runs" in result.stdout
     assert f"reference/01_gated/gated.py:{negative}: clipped: the branch to line {negative + 1}" in result.stdout
     assert "clipped: argument `limit` is never given another value than its default" in result.stdout
+
+
+# --- oracles that break every symmetry -------------------------------------------------------------
+
+
+class ConvertedFromHuggingFace(torch.nn.Module):
+    """A model's unembedding as topic 06 converts it from Hugging Face's GPT-2: a W_U, and a b_U of zeros
+    (Hugging Face's GPT-2 has none)."""
+
+    def __init__(self, d_model: int = 5, d_vocab: int = 7):
+        super().__init__()
+        self.unembed = torch.nn.Module()
+        self.unembed.W_U = torch.nn.Parameter(torch.randn(d_model, d_vocab))
+        self.unembed.b_U = torch.nn.Parameter(torch.zeros(d_vocab))
+
+
+@kata
+def logits_forgetting_b_U(resid: Float[Tensor, "pos d_model"], model: torch.nn.Module) -> Float[Tensor, "pos d_vocab"]:
+    return resid @ model.unembed.W_U  # the mistake: + model.unembed.b_U forgotten
+
+
+def test_a_forgotten_b_U_passes_a_zero_b_U_and_the_symmetry_check_refuses_that_oracle():
+    from katakit.testing import assert_close, assert_no_symmetries, random_b_U, with_b_U
+
+    model, resid = ConvertedFromHuggingFace(), torch.randn(3, 5)
+
+    def check() -> None:
+        expected = resid @ model.unembed.W_U.detach() + model.unembed.b_U.detach()  # by hand, b_U included
+        assert_close(logits_forgetting_b_U(resid, model), expected, what="the logits", hint="b_U forgotten?")
+
+    check()  # the blind spot: with b_U = 0 the mistake is green
+    with pytest.raises(AssertionError, match=r"unembed\.b_U is all zero"):
+        assert_no_symmetries(model, what="the oracle")
+    with_b_U(model, random_b_U(7, seed=0))
+    assert_no_symmetries(model, what="the oracle with a random b_U")
+    with pytest.raises(AssertionError, match=r"(?s)the logits is wrong.*b_U forgotten"):
+        check()

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from katakit.testing import assert_close, gpt2_from_hf, random_hf_gpt2
+from katakit.testing import assert_close, gpt2_from_hf, random_b_U, random_hf_gpt2, with_b_U
 
 SEED = int(os.environ.get("KATAS_SEED", "0"))
 BATCH, POS = 3, 11
@@ -48,6 +48,9 @@ OUR_SIZES = {
     "d_vocab": D_VOCAB,
     "layer_norm_eps": EPS,
 }
+# Hugging Face's GPT-2 has no unembedding bias: your model gets this random one, and every logit Hugging Face
+# computes gets it added, so that a run that loses b_U on the way shows.
+B_U = random_b_U(D_VOCAB, SEED, torch.float64)
 
 # Every name of the cache, its shape, and the likely mistake when it differs from Hugging Face's.
 SHAPES = {
@@ -88,9 +91,9 @@ def hf() -> GPT2LMHeadModel:
 
 
 def ours_from(impl, hf_model: GPT2LMHeadModel) -> nn.Module:
-    """Your topic 06 GPT2 with Hugging Face's weights, through your convert_hf_state_dict; its parameters
-    require grad, as a model's do."""
-    return gpt2_from_hf(impl.transformer, hf_model, **OUR_SIZES)
+    """Your topic 06 GPT2 with Hugging Face's weights, through your convert_hf_state_dict, and the random
+    unembedding bias B_U; its parameters require grad, as a model's do."""
+    return with_b_U(gpt2_from_hf(impl.transformer, hf_model, **OUR_SIZES), B_U)
 
 
 @pytest.fixture
@@ -103,7 +106,7 @@ def random_tokens() -> torch.Tensor:
 
 
 def hf_run(hf_model: GPT2LMHeadModel, tokens: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Hugging Face's logits and every activation of the cache, under TransformerLens' names."""
+    """Hugging Face's logits (+ B_U) and every activation of the cache, under TransformerLens' names."""
     found: dict[str, torch.Tensor] = {}
     handles = []
 
@@ -150,7 +153,7 @@ def hf_run(hf_model: GPT2LMHeadModel, tokens: torch.Tensor) -> tuple[torch.Tenso
         found[f"blocks.{layer}.attn.hook_z"] = z.unflatten(-1, (N_HEADS, D_HEAD))  # heads side by side
     # hidden_states has n_layers + 1 entries: the last is AFTER ln_f, not the last block's output
     assert torch.equal(output.hidden_states[-1], found["ln_final.hook_normalized"])
-    return output.logits, found
+    return output.logits + B_U, found
 
 
 def hooks_left(model: nn.Module) -> list[str]:
@@ -300,8 +303,9 @@ HOOK_NAMES = ["hook_embed", "hook_pos_embed"] + [
 
 
 def hf_logits(hf_model: GPT2LMHeadModel, tokens: torch.Tensor) -> torch.Tensor:
+    """Hugging Face's logits, plus the unembedding bias B_U your model has and Hugging Face's has not."""
     with torch.no_grad():
-        return hf_model(tokens).logits
+        return hf_model(tokens).logits + B_U
 
 
 def edited(hf_model: GPT2LMHeadModel, edit) -> GPT2LMHeadModel:

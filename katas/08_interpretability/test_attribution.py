@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from katakit.testing import assert_close, gpt2_from_hf, random_hf_gpt2
+from katakit.testing import assert_close, gpt2_from_hf, random_b_U, random_hf_gpt2, with_b_U
 
 SEED = int(os.environ.get("KATAS_SEED", "0"))
 # Every named dimension has its own size: batch 6, pos 9, n_layers 3 (4 logit-lens entries), n_heads 5,
@@ -50,6 +50,9 @@ OUR_SIZES = {
     "d_vocab": D_VOCAB,
     "layer_norm_eps": EPS,
 }
+# Hugging Face's GPT-2 has no unembedding bias: your model gets this random one, and every logit Hugging Face
+# computes gets it added by hand, so that a logit lens or a loss that forgets b_U shows.
+B_U = random_b_U(D_VOCAB, SEED, torch.float64)
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +61,15 @@ def hf() -> GPT2LMHeadModel:
     return random_hf_gpt2(SEED, torch.float64, **HF_SIZES)
 
 
+def ours_from(impl, hf_model: GPT2LMHeadModel) -> nn.Module:
+    """Your topic 06 GPT2 with Hugging Face's weights, through your convert_hf_state_dict, and the random
+    unembedding bias B_U."""
+    return with_b_U(gpt2_from_hf(impl.transformer, hf_model, **OUR_SIZES), B_U)
+
+
 @pytest.fixture
 def ours(impl, hf) -> nn.Module:
-    """Your topic 06 GPT2 with Hugging Face's weights, through your convert_hf_state_dict."""
-    return gpt2_from_hf(impl.transformer, hf, **OUR_SIZES)
+    return ours_from(impl, hf)
 
 
 def random_tokens() -> torch.Tensor:
@@ -74,7 +82,7 @@ def different_tokens(tokens: torch.Tensor) -> torch.Tensor:
 
 
 def hf_run(hf_model: GPT2LMHeadModel, tokens: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Hugging Face's logits and the activations these katas read, under TransformerLens' names."""
+    """Hugging Face's logits (+ B_U) and the activations these katas read, under TransformerLens' names."""
     found: dict[str, torch.Tensor] = {}
     handles = []
 
@@ -109,7 +117,7 @@ def hf_run(hf_model: GPT2LMHeadModel, tokens: torch.Tensor) -> tuple[torch.Tenso
     final = found.pop("final_resid")
     assert torch.equal(final, found[f"blocks.{N_LAYERS - 1}.hook_resid_post"])
     found["ln_final.hook_scale"] = (final.var(dim=-1, unbiased=False, keepdim=True) + EPS).sqrt()
-    return logits, found
+    return logits + B_U, found
 
 
 def hf_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -118,11 +126,11 @@ def hf_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
 
 
 def hf_logits(hf_model: GPT2LMHeadModel, tokens: torch.Tensor, hooks: dict | None = None) -> torch.Tensor:
-    """Hugging Face's logits, with forward pre-hooks {module: hook} on its modules while it runs."""
+    """Hugging Face's logits + B_U, with forward pre-hooks {module: hook} on its modules while it runs."""
     handles = [module.register_forward_pre_hook(hook) for module, hook in (hooks or {}).items()]
     try:
         with torch.no_grad():
-            return hf_model(tokens).logits
+            return hf_model(tokens).logits + B_U
     finally:
         for handle in handles:
             handle.remove()
@@ -254,7 +262,7 @@ def test_logit_lens_reads_each_block_input_through_the_real_layer_norm(impl, hf,
             resid_pre = cache[f"blocks.{layer}.hook_resid_pre"]
             assert_close(
                 lens[layer],
-                hf.lm_head(hf.transformer.ln_f(resid_pre)),
+                hf.lm_head(hf.transformer.ln_f(resid_pre)) + B_U,
                 what=f"logit lens entry {layer}",
                 hint="entry l reads the INPUT of block l (resid_pre), through ln_final itself, which computes "
                 "each residual stream's own mean and scale (not the final stream's ln_final.hook_scale)",
@@ -281,9 +289,9 @@ def dla_setup(hf):
 
 
 def leftover(hf, correct: torch.Tensor, incorrect: torch.Tensor) -> torch.Tensor:
-    """ln_final.b . (W_U[:, correct] - W_U[:, incorrect]) + b_U[correct] - b_U[incorrect] (no b_U in HF: 0)."""
+    """ln_final.b . (W_U[:, correct] - W_U[:, incorrect]) + b_U[correct] - b_U[incorrect], by hand."""
     W_U = hf.lm_head.weight.detach().T
-    return hf.transformer.ln_f.bias.detach() @ (W_U[:, correct] - W_U[:, incorrect])
+    return hf.transformer.ln_f.bias.detach() @ (W_U[:, correct] - W_U[:, incorrect]) + B_U[correct] - B_U[incorrect]
 
 
 @pytest.mark.kata("direct_logit_attribution")
