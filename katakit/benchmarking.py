@@ -4,6 +4,8 @@
     best = best_times({"ours": run, "torch": theirs})     # fastest of interleaved rounds
     median = median_seconds(run, rounds=5)               # median of consecutive rounds
 
+Each benchmark also `record`s its comparisons as `Ratio`s, the lines of `katas bench`'s table.
+
 Timings only: nothing here asserts on speed. Each helper runs the callable once as a warm-up
 before it starts timing (the first call pays for allocation, kernel selection and caches).
 """
@@ -11,11 +13,14 @@ before it starts timing (the first call pays for allocation, kernel selection an
 import statistics
 import time
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
 
 import torch
 
 T = TypeVar("T")
+# The key of benchmark.extra_info under which `record` keeps a test's ratios.
+RATIOS = "katas_ratios"
 
 
 def synchronised(fn: Callable[[], T], device: torch.device | str) -> Callable[[], T]:
@@ -61,3 +66,38 @@ def median_seconds(fn: Callable[[], object], rounds: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """One line of `katas bench`: your kata's time against a baseline's, on the same inputs."""
+
+    what: str  # "causal attention, batch 8, 12 heads, seq 256, d_head 64"
+    device: str  # "cpu, 2 threads" or the GPU's name
+    dtype: str  # "float32"
+    yours_s: float
+    baseline: str  # "torch SDPA, MATH backend"
+    baseline_s: float
+    work: float = 0.0  # per call, in `unit`s: FLOPs for GFLOP/s, tokens for tokens/s
+    unit: str = ""  # "GFLOP/s", "tokens/s", or "" for none
+
+    def ratio(self) -> float:
+        return self.yours_s / self.baseline_s
+
+    def throughput(self) -> str:
+        if not self.work or not self.unit:
+            return ""
+        scale = 1e9 if self.unit == "GFLOP/s" else 1.0
+        return f"{self.work / self.yours_s / scale:,.1f} {self.unit}"
+
+
+def record(benchmark: Any, *ratios: Ratio) -> None:
+    """Keep `ratios` in pytest-benchmark's extra_info, where `katas bench` reads them."""
+    benchmark.extra_info.setdefault(RATIOS, []).extend(asdict(ratio) for ratio in ratios)
+
+
+def device_label(device: torch.device | str) -> str:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{device.type}, {torch.get_num_threads()} threads"

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from katakit.benchmarking import best_times, synchronised
+from katakit.benchmarking import Ratio, best_times, device_label, record, synchronised
 
 CPU_SIZES = {"batch": 8, "heads": 12, "seq": 256, "d_head": 64}
 GPU_SIZES = {"batch": 8, "heads": 16, "seq": 1024, "d_head": 64}
@@ -73,6 +73,18 @@ def compare_with_torch(impl, benchmark, device: torch.device, dtype: torch.dtype
         "ours_over_torch_math": best["ours"] / best["torch_math"],
     }
     benchmark.extra_info.update(info)
+    what = "causal attention, " + ", ".join(f"{name} {size}" for name, size in sizes.items())
+    dtype_name = str(dtype).removeprefix("torch.")
+    record(
+        benchmark,
+        *(
+            Ratio(what, device_label(device), dtype_name, best["ours"], label, best[name], flops, "GFLOP/s")
+            for name, label in (
+                ("torch_math", "torch SDPA, MATH backend (the same maths)"),
+                ("torch_default", f"torch SDPA, default ({info['torch_default_backend']})"),
+            )
+        ),
+    )
     print(
         f"\n[{info['device']}, {info['dtype']}, {sizes}] causal attention, best of several interleaved runs:\n"
         f"  yours              {info['ours_ms']:8.2f} ms  {info['ours_gflops']:8.1f} GFLOP/s\n"

@@ -11,20 +11,22 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from katakit.benchmarking import median_seconds, synchronised
+from katakit.benchmarking import Ratio, device_label, median_seconds, record, synchronised
 
 # A GPT-2 small forward pass takes seconds on a CPU (the CPU test about 40 s in all on 2 cores): lift
 # the 15 s limit that pyproject.toml sets for kata tests.
 pytestmark = pytest.mark.timeout(600)
 
 
-def compare_with_hf(impl, benchmark, device: str, batch: int, seq: int, rounds: int) -> None:
+def compare_with_hf(
+    impl, benchmark, device: str, batch: int, seq: int, rounds: int, dtype: torch.dtype = torch.float32
+) -> None:
     torch.manual_seed(0)
-    hf = GPT2LMHeadModel(GPT2Config()).eval().to(device)
+    hf = GPT2LMHeadModel(GPT2Config()).eval()
     cfg = impl.config_from_hf(hf.config)
-    ours = impl.GPT2(cfg).to(device)
+    ours = impl.GPT2(cfg)
     ours.load_state_dict(impl.convert_hf_state_dict(hf.state_dict(), cfg), strict=True)
-    ours.eval()
+    hf, ours = hf.to(device, dtype), ours.to(device, dtype).eval()
     tokens = torch.randint(0, cfg.d_vocab, (batch, seq), device=device)
 
     with torch.inference_mode():
@@ -36,6 +38,7 @@ def compare_with_hf(impl, benchmark, device: str, batch: int, seq: int, rounds: 
     n_tokens = batch * seq
     info = {
         "device": device,
+        "dtype": str(dtype),
         "batch": batch,
         "seq": seq,
         "hf_attn_implementation": hf.config._attn_implementation,
@@ -47,6 +50,20 @@ def compare_with_hf(impl, benchmark, device: str, batch: int, seq: int, rounds: 
         "max_abs_logit_difference": difference,
     }
     benchmark.extra_info.update(info)
+    what = f"GPT-2 small forward, batch {batch} x seq {seq}"
+    record(
+        benchmark,
+        Ratio(
+            what,
+            device_label(device),
+            str(dtype).removeprefix("torch."),
+            ours_seconds,
+            f"Hugging Face GPT-2 ({info['hf_attn_implementation']})",
+            hf_seconds,
+            n_tokens,
+            "tokens/s",
+        ),
+    )
     print(
         f"\nGPT-2 small forward, {device}, batch {batch} x seq {seq}: ours {ours_seconds * 1e3:.0f} ms "
         f"({info['ours_tokens_per_s']:.0f} tokens/s), Hugging Face ({info['hf_attn_implementation']}) "
@@ -64,5 +81,6 @@ def test_gpt2_small_forward_cpu(impl, benchmark):
 @pytest.mark.benchmark
 @pytest.mark.gpu
 @pytest.mark.kata("GPT2")
-def test_gpt2_small_forward_cuda(impl, benchmark):
-    compare_with_hf(impl, benchmark, "cuda", batch=16, seq=1024, rounds=10)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_gpt2_small_forward_cuda(impl, benchmark, dtype):
+    compare_with_hf(impl, benchmark, "cuda", batch=16, seq=1024, rounds=10, dtype=dtype)

@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from katakit.benchmarking import best_times, synchronised
+from katakit.benchmarking import Ratio, best_times, device_label, record, synchronised
 
 # A character-level vocabulary, as in train_gpt.
 CPU_SIZES = {"d_model": 128, "n_heads": 4, "d_head": 32, "d_mlp": 512, "n_layers": 2, "n_ctx": 64, "d_vocab": 96}
@@ -73,6 +73,10 @@ def compare_with_torch(impl, benchmark, device: torch.device, sizes: dict[str, i
         "ours_over_torch": best["ours"] / best["torch"],
     }
     benchmark.extra_info.update(info)
+    what = f"training step, batch {batch} x n_ctx {cfg.n_ctx}, d_model {cfg.d_model}, {cfg.n_layers} layers"
+    baseline = "torch AdamW + clip_grad_norm_"
+    ratio = Ratio(what, device_label(device), "float32", best["ours"], baseline, best["torch"], n_tokens, "tokens/s")
+    record(benchmark, ratio)
     print(
         f"\n[{info['device']}, batch {batch} x n_ctx {cfg.n_ctx}, d_model {cfg.d_model}, {cfg.n_layers} layers] "
         "one training step, best of several interleaved runs:\n"

@@ -12,7 +12,7 @@ Never asserts on speed.
 import pytest
 import torch
 
-from katakit.benchmarking import best_times, synchronised
+from katakit.benchmarking import Ratio, best_times, device_label, record, synchronised
 
 # A GPT-2 small forward pass takes seconds on a CPU: lift the 15 s limit that pyproject.toml sets for kata tests.
 pytestmark = pytest.mark.timeout(600)
@@ -43,6 +43,9 @@ def test_run_with_cache_overhead_cpu(impl, benchmark, size):
         benchmark.pedantic(lambda: impl.run_with_cache(model, tokens), rounds=3, iterations=1, warmup_rounds=1)
     ratio = times["run_with_cache"] / times["forward"]
     benchmark.extra_info.update({"size": size, "cached_tensors": cache_size, **times, "ratio": ratio})
+    what = f"run_with_cache, {size}, batch 4 x seq 128"
+    baseline = "your plain forward pass"
+    record(benchmark, Ratio(what, device_label("cpu"), "float32", times["run_with_cache"], baseline, times["forward"]))
     print(
         f"\n{size}, cpu, batch 4 x seq 128: forward {times['forward'] * 1e3:.1f} ms, run_with_cache "
         f"{times['run_with_cache'] * 1e3:.1f} ms ({cache_size} tensors): {ratio:.2f} x the plain forward pass"
@@ -71,6 +74,21 @@ def test_cache_and_patch_gpt2_small_cuda(impl, benchmark):
         times = best_times(runs)
         benchmark.pedantic(runs["run_with_hooks (patch)"], rounds=10, iterations=1, warmup_rounds=1)
     benchmark.extra_info.update(times)
+    what = "GPT-2 small size, batch 8 x seq 512"
+    record(
+        benchmark,
+        *(
+            Ratio(
+                f"{name}, {what}",
+                device_label(device),
+                "float32",
+                times[name],
+                "your plain forward pass",
+                times["forward"],
+            )
+            for name in ("run_with_cache", "run_with_hooks (patch)")
+        ),
+    )
     print(
         "\nGPT-2 small size, cuda, batch 8 x seq 512: "
         + ", ".join(f"{name} {s * 1e3:.1f} ms ({s / times['forward']:.2f} x)" for name, s in times.items())
