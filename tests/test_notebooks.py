@@ -119,3 +119,77 @@ def test_a_strict_check_raises_for_ci():
         """
     )
     assert result.returncode != 0 and "KataFailed" in result.stderr
+
+
+# A kernel compiles each cell as a file of its own and keeps its lines for tracebacks (linecache):
+# /tmp/ipykernel_<pid>/<hash>.py on ipykernel 6 and later. `run_cells` does the same in a fresh interpreter.
+CELL_RUNNER = """
+import linecache, sys
+cells = {cells!r}
+namespace = vars(sys.modules["__main__"])
+for number, cell in enumerate(cells):
+    filename = f"/tmp/ipykernel_4242/{{number}}.py"
+    linecache.cache[filename] = (len(cell), None, cell.splitlines(keepends=True), filename)
+    exec(compile(cell, filename, "exec"), namespace)
+"""
+
+
+def run_cells(cells: list[str]) -> subprocess.CompletedProcess:
+    """Run `cells` as a Jupyter kernel would, one after the other, in a fresh interpreter."""
+    return run_in_a_fresh_interpreter(CELL_RUNNER.format(cells=cells))
+
+
+IMPORTS = "import torch\nfrom jaxtyping import Float\nfrom torch import Tensor\nfrom katakit import check, kata\n"
+WRONG_SOFTMAX = """@kata
+def stable_softmax(x: Float[Tensor, "*batch n"]) -> Float[Tensor, "*batch n"]:
+    return x.exp() / x.exp().sum(dim=-1, keepdim=True)
+"""
+BROKEN_SOFTMAX = """@kata
+def stable_softmax(x: Float[Tensor, "*batch n"]) -> Float[Tensor, "*batch n"]:
+    shifted = x - x.amax(dim=-1, keepdim=True)
+    return shifted.exp() / shifted.exp().sum(dim=-1, keepdim=True).squeeze(-1)
+"""
+
+
+def test_check_names_the_learners_cell_and_line_not_the_stub_in_katas():
+    result = run_cells(
+        [
+            IMPORTS,
+            WRONG_SOFTMAX,
+            'check("stable_softmax", stable_softmax)',
+            BROKEN_SOFTMAX,
+            'check("stable_softmax", stable_softmax)',
+        ]
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    wrong, broken = result.stdout.split("the messages above say why")[:2]
+    assert "your code: your cell, line 2 (stable_softmax)" in wrong, "the def line of the cell, past @kata"
+    assert "your cell, line 4 (stable_softmax)" in broken, "the cell's line that raised"
+    assert ".squeeze(-1)" in broken, "with its source"
+    assert "katas/05_attention/attention.py" not in result.stdout, "the stub in katas/ is not the learner's code"
+
+
+def test_a_notebook_with_one_kata_answered_wrongly_and_the_rest_untouched_is_short_and_warns_of_nothing():
+    """The attention notebook run top to bottom: its kata cells as committed (the stubs) but for
+    attention_scores, which forgets the scale; each followed by its check."""
+    notebook = cells(ROOT / "notebooks" / "attention.ipynb")
+    code = [source(cell) for cell in notebook if cell["cell_type"] == "code"]
+    last_check = max(number for number, cell in enumerate(code) if cell.startswith("check("))
+    run = [  # from the imports (the cell after Colab's install) to the last check
+        cell.replace("    raise NotImplementedError", "    return q @ k.transpose(-2, -1)")
+        if "def attention_scores(" in cell
+        else cell
+        for cell in code[1 : last_check + 1]
+    ]
+    result = run_cells(run)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    message = next(number for number, line in enumerate(lines) if "sqrt(d_head)" in line)
+    assert message <= 25, f"the message that says what is wrong comes at line {message + 1}:\n{result.stdout}"
+    todo = [line for line in lines if line.startswith("to do: ")]
+    untouched = ["stable_softmax", "causal_mask", "apply_causal_mask", "scaled_dot_product_attention"]
+    assert [line.split()[2] for line in todo] == untouched, "one to-do line per untouched stub"
+    assert all("your cell, line" in line for line in todo), todo
+    assert "E   NotImplementedError" not in result.stdout, "no traceback of a stub"
+    assert "warning" not in result.stdout.lower() + result.stderr.lower(), result.stdout + result.stderr
+    assert len(lines) <= 30, f"{len(lines)} lines:\n{result.stdout}"
