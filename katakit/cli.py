@@ -6,6 +6,7 @@
     katas hint gram_schmidt    the first hint; `katas hint gram_schmidt 2` the next one
     katas solution NAME        the reference solution of a kata you have attempted
     katas reset NAME           put one kata back to its stub (your version is backed up first)
+    katas restore [BACKUP]     list the backups; put one back, or one kata or file of it
     katas skip NAME            move past a kata; `katas unskip NAME` brings it back
     katas watch [topic]        re-run the tests whenever you save, and redraw
     katas check [--strict]     for CI: exit 1 when an attempted kata is wrong
@@ -32,7 +33,20 @@ from katakit.repo import find_root
 from katakit.runner import Run, RunFailed
 from katakit.status import DONE, TODO, WRONG, Status, classify, counts, unmatched_errors
 
-COMMANDS = ("progress", "test", "hint", "solution", "reset", "skip", "unskip", "watch", "check", "list", "gpt2")
+COMMANDS = (
+    "progress",
+    "test",
+    "hint",
+    "solution",
+    "reset",
+    "skip",
+    "unskip",
+    "watch",
+    "check",
+    "list",
+    "gpt2",
+    "restore",
+)
 EXIT_WRONG, EXIT_USAGE = 1, 2
 
 
@@ -96,6 +110,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     listing = commands.add_parser("list", parents=[common, topics], help="every kata in learning order")
     listing.add_argument("--status", action="store_true", help="show each kata's status (runs what changed)")
+    restoring = commands.add_parser(
+        "restore",
+        parents=[common],
+        help="list the backups of your files (.katas/backups/); put back one, or one kata or file of it",
+    )
+    restoring.add_argument("backup", nargs="?", help="the backup to put back (its name, or latest)")
+    restoring.add_argument("target", nargs="?", help="only this kata, or this file, of it")
     gpt2 = commands.add_parser(
         "gpt2",
         parents=[common],
@@ -275,7 +296,10 @@ def reset(options: argparse.Namespace, root: Path, implementation: str, style: S
             "out of it: fix that line first."
         ) from None
     saved = (backup / kata.path).relative_to(root).as_posix()
-    print(f"{kata.name} is a stub again ({kata.path.as_posix()}:{kata.line}). Your file as it was: {saved}")
+    print(
+        f"{kata.name} is a stub again ({kata.path.as_posix()}:{kata.line}). Your file as it was: {saved} "
+        f"(undo: katas restore {backup.name} {kata.name})"
+    )
     return 0
 
 
@@ -384,6 +408,48 @@ def listing(options: argparse.Namespace, root: Path, implementation: str, style:
     return 0
 
 
+def restore(options: argparse.Namespace, root: Path, implementation: str, style: Style) -> int:
+    from katakit import restore as backups
+
+    if options.backup is None:
+        return _list_backups(root, style)
+    try:
+        backup = backups.find(root, options.backup)
+        restored = backups.restore(root, backup, options.target)
+    except backups.CannotRestore as error:
+        raise UsageProblem(str(error)) from None
+    what = restored.kata or (options.target or f"all {len(backup.files)} files")
+    if restored.replaced is None:
+        print(f"Your files already hold {what} as backup {backup.name} has it: nothing to put back.")
+        return 0
+    print(f"Put back {what} from backup {backup.name}: {', '.join(restored.files)}.")
+    saved = restored.replaced.relative_to(root).as_posix()
+    print(f"What it replaced is in {saved}/ (undo: katas restore {restored.replaced.name}).")
+    return 0
+
+
+def _list_backups(root: Path, style: Style) -> int:
+    from katakit import restore as backups
+
+    found = workspace.backups(root)
+    if not found:
+        print("No backups yet: `katas reset` and `python -m katakit.stubs --write --force` keep your files there.")
+        return 0
+    print(style("Backups of your files in .katas/backups/, newest first.", "bold"))
+    print(style("Put one back: katas restore BACKUP (all its files), katas restore BACKUP KATA or FILE.", "dim"))
+    for backup in found:
+        made = f"  {backup.made:%Y-%m-%d %H:%M:%S}" if backup.made else ""
+        print(f"\n  {style(backup.name, 'cyan')}{style(made, 'dim')}")
+        for held in backups.held(root, backup):
+            attempted = ", ".join(held.attempted) or "none (the stubs)"
+            if held.same_as_now:
+                compared = "the same as your file now"
+            else:
+                compared = f"unlike your file now: {', '.join(held.differing) or 'lines outside the katas'}"
+            print(f"      {held.path}  katas attempted: {attempted}; {compared}")
+    return 0
+
+
 def gpt2(options: argparse.Namespace, root: Path, implementation: str, style: Style) -> int:
     from katakit import gpt2 as running
 
@@ -428,6 +494,7 @@ COMMAND_FUNCTIONS = {
     "watch": watch,
     "check": check,
     "list": listing,
+    "restore": restore,
     "gpt2": gpt2,
 }
 

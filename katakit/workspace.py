@@ -1,6 +1,7 @@
 """The learner's local state, in `.katas/` at the root of the checkout (git ignores it).
 
 .katas/backups/<time>/katas/...   a copy of every learner file a command rewrote, as it was
+                                  (`katas restore` lists them and puts one back: katakit.restore)
 .katas/skipped.json               the katas `katas skip` moved past
 .katas/results.json               the test results `katas` re-uses while nothing changed (katakit.cache)
 """
@@ -8,9 +9,14 @@
 import json
 import shutil
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 FOLDER = ".katas"
+BACKUPS = "backups"
+_STAMP = "%Y%m%d-%H%M%S"  # a backup's folder: 20261204-153012, then 20261204-153012-2 within the same second
+_STAMP_LENGTH = len("20261204-153012")
 
 
 def folder(root: Path) -> Path:
@@ -25,8 +31,8 @@ def folder(root: Path) -> Path:
 def backup(root: Path, files: list[Path]) -> Path:
     """Copy `files` (inside `root`) to a new folder `.katas/backups/<time>/`, keeping their paths
     relative to the root; returns that folder."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = folder(root) / "backups" / stamp
+    stamp = time.strftime(_STAMP)
+    target = folder(root) / BACKUPS / stamp
     number = 1
     while target.exists():
         number += 1
@@ -36,6 +42,39 @@ def backup(root: Path, files: list[Path]) -> Path:
         copy.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(file, copy)
     return target
+
+
+@dataclass(frozen=True)
+class Backup:
+    """One folder of `.katas/backups/`: when it was made, and the files in it."""
+
+    name: str
+    path: Path
+    files: tuple[str, ...]  # relative to the root: katas/05_attention/attention.py
+
+    @property
+    def made(self) -> datetime | None:
+        try:
+            return datetime.strptime(self.name[:_STAMP_LENGTH], _STAMP)
+        except ValueError:
+            return None
+
+
+def backups(root: Path) -> list[Backup]:
+    """The backups, newest first."""
+    found = []
+    parent = root / FOLDER / BACKUPS
+    for path in sorted(parent.iterdir() if parent.is_dir() else [], key=_made_order, reverse=True):
+        if path.is_dir():
+            files = tuple(sorted(file.relative_to(path).as_posix() for file in path.rglob("*") if file.is_file()))
+            found.append(Backup(path.name, path, files))
+    return found
+
+
+def _made_order(path: Path) -> tuple[str, int]:
+    """20261204-153012-2 after 20261204-153012, and -10 after -9."""
+    number = path.name[_STAMP_LENGTH + 1 :]
+    return path.name[:_STAMP_LENGTH], int(number) if number.isdigit() else 1
 
 
 def _skipped_file(root: Path) -> Path:
