@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import Tensor
 
+from katakit.randomness import check_rng_contract
 from katakit.testing import assert_close, calls, forbid
 
 F64 = torch.float64
@@ -945,4 +946,33 @@ def test_a_relu_between_the_layers_gives_the_standard_basis_a_privilege(impl):
     assert change > 1e-3, (
         "rotating the hidden basis by 45 degrees should change a ReLU network's output (ReLU acts on each "
         f"coordinate, so the standard basis is privileged), but it changed by only {change:.2e}"
+    )
+
+
+@pytest.mark.kata("power_iteration")
+def test_power_iteration_starts_from_a_vector_drawn_from_the_global_rng(impl):
+    a = torch.randn(5, 5, dtype=torch.float64)
+    matrix = a + a.T
+    # After two iterations the vector still shows where it started: from a random vector, so from
+    # torch's global random state, which torch.manual_seed seeds.
+    check_rng_contract(
+        lambda _: impl.power_iteration(matrix, 2),
+        what="power_iteration (2 iterations)",
+        generator=False,
+        global_rng=True,
+        sampler="torch.randn",
+    )
+
+
+@pytest.mark.kata("power_iteration")
+def test_power_iteration_takes_as_many_steps_as_asked(impl):
+    """Eigenvalues 1 and 0.9: each step shrinks the error by a factor of about 0.81, so two steps leave
+    it far above float64's rounding and 500 bring it below."""
+    matrix = symmetric_with_eigenvalues([1.0, 0.9, 0.5, -0.4, 0.2, 0.1])
+    few, _ = impl.power_iteration(matrix, 2)
+    many, _ = impl.power_iteration(matrix, 500)
+    assert abs(many.item() - 1.0) < 1e-10, f"after 500 steps the eigenvalue should be 1, got {many.item():.12f}"
+    assert abs(few.item() - 1.0) > 1e-8, (
+        f"after only 2 steps the eigenvalue came out as {few.item():.12f}, already converged: "
+        "the loop should run exactly num_iterations times, not a fixed number"
     )
