@@ -1,6 +1,7 @@
 """The table of contents: which topics and katas exist, in which order, with their task and hints.
 
-The topics, their modules and what each builds on are declared in `curriculum.toml` at the root.
+The topics, their modules and what each builds on are declared in `curriculum.toml` at the root,
+and so are the routes through them (`Route`: the order `katas` suggests the katas in).
 A kata is a top-level function decorated with `@kata`, or a top-level class with at least one
 `@kata` method (its other methods, such as `__init__`, are given). Its docstring states the task
 (first paragraph), the shapes and its hints:
@@ -17,9 +18,10 @@ half-written file and costs milliseconds. A learner file that does not compile i
 import ast
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeGuard
+from typing import TypeGuard, TypeVar
 
 from katakit.repo import source_file
 
@@ -29,6 +31,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 CURRICULUM = "curriculum.toml"
+T = TypeVar("T")
 
 _HINT = re.compile(r"^\s*(\d+)\.\s+(.*)$")
 # `Hints:` in reference/; `Hints (the next one: katas hint NAME 2):` in a stub, which keeps hint 1 only.
@@ -71,6 +74,63 @@ def curriculum(root: Path) -> list[Topic]:
         )
         for entry in declared["topic"]
     ]
+
+
+@dataclass(frozen=True)
+class Route:
+    """An order to take the katas in, from curriculum.toml's `[[route]]`: `katas` goes by the one the
+    learner picked (`katas route NAME`), else by the first.
+
+    Each step names a topic (`01_linear_algebra`), one module of it (`04_tensors/tensors.py`) or one
+    kata (`02_probability/fit_gaussian_by_gradient_ascent`). A kata belongs to the most specific
+    step that names it, so `02_probability` and a later `02_probability/fit_gaussian_by_gradient_ascent`
+    defer that one kata; katas that no step names come last. Within a step, katas keep their order
+    in the curriculum. No steps: the topics in folder order."""
+
+    name: str
+    audience: str  # who it is for: "new to torch"
+    about: str  # the route in a few words
+    steps: tuple[str, ...] = ()
+
+    def rank(self, kata: "Kata") -> int:
+        """The index of the step `kata` belongs to (len(steps) when none names it)."""
+        named = {
+            f"{kata.topic}/{kata.name}": 3,
+            f"{kata.topic}/{kata.module}.py": 2,
+            kata.topic: 1,
+        }
+        ranked = [(named[step], index) for index, step in enumerate(self.steps) if step in named]
+        return max(ranked)[1] if ranked else len(self.steps)
+
+    def ordered(self, items: list[T], kata: Callable[[T], "Kata"]) -> list[T]:
+        """`items` (katas, statuses...; `kata` gives each one's kata), in this route's order."""
+        return sorted(items, key=lambda item: self.rank(kata(item)))
+
+
+FOLDER_ORDER = Route("folders", "at home in torch", "the topics in folder order")
+
+
+def routes(root: Path) -> list[Route]:
+    """The routes of `root/curriculum.toml`, the default first (folder order when it declares none)."""
+    declared = tomllib.loads((root / CURRICULUM).read_text(encoding="utf-8")).get("route", [])
+    found = [Route(entry["name"], entry["for"], entry["about"], tuple(entry.get("steps", ()))) for entry in declared]
+    return found or [FOLDER_ORDER]
+
+
+def route(root: Path, name: str | None) -> Route:
+    """The route called `name`; the default one when `name` is None or names none."""
+    declared = routes(root)
+    return next((each for each in declared if each.name == name), declared[0])
+
+
+def route_problems(root: Path) -> list[str]:
+    """The steps of curriculum.toml's routes that name no topic, module or kata of it."""
+    known: set[str] = set()
+    for topic in curriculum(root):
+        known.add(topic.folder)
+        known.update(f"{topic.folder}/{module}.py" for module in topic.modules)
+        known.update(f"{topic.folder}/{name}" for name in topic.efforts)
+    return [f"route {each.name}: {step!r}" for each in routes(root) for step in each.steps if step not in known]
 
 
 def topics(root: Path) -> list[str]:

@@ -10,6 +10,7 @@
     katas skip NAME            move past a kata; `katas unskip NAME` brings it back
     katas watch [topic]        re-run the tests whenever you save, and redraw
     katas check [--strict]     for CI: exit 1 when an attempted kata is wrong
+    katas route [NAME]         the routes through the katas (new to torch: torch-first); take one
     katas list                 every kata, in learning order
     katas gpt2 "prompt"        your GPT-2 of topic 06 with OpenAI's weights (downloads 548 MB once)
 
@@ -46,6 +47,7 @@ COMMANDS = (
     "list",
     "gpt2",
     "restore",
+    "route",
 )
 EXIT_WRONG, EXIT_USAGE = 1, 2
 
@@ -110,6 +112,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     listing = commands.add_parser("list", parents=[common, topics], help="every kata in learning order")
     listing.add_argument("--status", action="store_true", help="show each kata's status (runs what changed)")
+    routing = commands.add_parser(
+        "route", parents=[common], help="the routes through the katas, and the one `katas` follows; take another"
+    )
+    routing.add_argument("name", nargs="?", help="the route to take (folders, torch-first)")
     restoring = commands.add_parser(
         "restore",
         parents=[common],
@@ -206,11 +212,31 @@ def _task_text(options: argparse.Namespace, root: Path) -> display.TaskText:
 
 
 def progress(options: argparse.Namespace, root: Path, implementation: str, style: Style) -> int:
+    first_run = not (root / workspace.FOLDER / cache.FILE).is_file()
     statuses, run, stray = _statuses(root, options.topics, implementation)
+    statuses = _in_route_order(root, statuses)
     _report_stray(stray)
     note = display.run_note(run, statuses)
     print(display.progress(statuses, implementation, style, note, _task_text(options, root)))
+    if first_run and workspace.chosen_route(root) is None:
+        for line in _other_routes(root):
+            print(style(line, "dim"))
     return 0
+
+
+def _in_route_order(root: Path, statuses: list[Status]) -> list[Status]:
+    """The statuses in the order of the learner's route (curriculum.toml's `[[route]]`): `Next:` follows it."""
+    return catalog.route(root, workspace.chosen_route(root)).ordered(statuses, lambda status: status.kata)
+
+
+def _other_routes(root: Path) -> list[str]:
+    """A line for each route the learner is not on: whom it is for, and how to take it."""
+    current = catalog.route(root, workspace.chosen_route(root))
+    return [
+        f"{other.audience[0].upper()}{other.audience[1:]}? `katas route {other.name}`: {other.about}."
+        for other in catalog.routes(root)
+        if other != current
+    ]
 
 
 def _kata(root: Path, wanted: str) -> catalog.Kata:
@@ -323,6 +349,7 @@ def watch(options: argparse.Namespace, root: Path, implementation: str, style: S
     clear = style.enabled  # on a terminal: redraw in place
 
     def show(statuses: list[Status], header: str) -> None:
+        statuses = _in_route_order(root, statuses)
         if clear:
             sys.stdout.write("\033[2J\033[H")
         else:
@@ -450,6 +477,24 @@ def _list_backups(root: Path, style: Style) -> int:
     return 0
 
 
+def choose_route(options: argparse.Namespace, root: Path, implementation: str, style: Style) -> int:
+    declared = catalog.routes(root)
+    current = catalog.route(root, workspace.chosen_route(root))
+    if options.name is None:
+        width = max(len(each.name) for each in declared)
+        for each in declared:
+            mark = style("*", "bold") if each == current else " "
+            print(f"{mark} {style(f'{each.name:<{width}}', 'cyan')}  for those {each.audience}: {each.about}")
+        print(style("Take another: katas route NAME (README, Which order?, explains them).", "dim"))
+        return 0
+    chosen = next((each for each in declared if each.name == options.name), None)
+    if chosen is None:
+        raise UsageProblem(f"no route {options.name!r}: take one of {', '.join(each.name for each in declared)}.")
+    workspace.set_route(root, chosen.name)
+    print(f"Route {chosen.name}: {chosen.about}. `katas` suggests the next kata in this order.")
+    return 0
+
+
 def gpt2(options: argparse.Namespace, root: Path, implementation: str, style: Style) -> int:
     from katakit import gpt2 as running
 
@@ -495,6 +540,7 @@ COMMAND_FUNCTIONS = {
     "check": check,
     "list": listing,
     "restore": restore,
+    "route": choose_route,
     "gpt2": gpt2,
 }
 

@@ -3,6 +3,7 @@
 .katas/backups/<time>/katas/...   a copy of every learner file a command rewrote, as it was
                                   (`katas restore` lists them and puts one back: katakit.restore)
 .katas/skipped.json               the katas `katas skip` moved past
+.katas/route                      the route `katas route NAME` picked (curriculum.toml's `[[route]]`)
 .katas/results.json               the test results `katas` re-uses while nothing changed (katakit.cache)
 """
 
@@ -95,3 +96,18 @@ def skipped(root: Path) -> set[str]:
 def set_skipped(root: Path, katas: set[str]) -> None:
     folder(root)
     _skipped_file(root).write_text(json.dumps(sorted(katas), indent=1) + "\n", encoding="utf-8")
+
+
+def _route_file(root: Path) -> Path:
+    return root / FOLDER / "route"
+
+
+def chosen_route(root: Path) -> str | None:
+    """The name of the route the learner picked, None until they pick one."""
+    path = _route_file(root)
+    return path.read_text(encoding="utf-8").strip() or None if path.is_file() else None
+
+
+def set_route(root: Path, name: str) -> None:
+    folder(root)
+    _route_file(root).write_text(name + "\n", encoding="utf-8")

@@ -1,9 +1,13 @@
 """The documentation a newcomer follows: README's commands install CPU torch with the pinned
-versions, CI runs the maintainer command step for step, and the Chinese README keeps step with the
-English one."""
+versions, CI runs the maintainer command step for step, the Chinese README keeps step with the
+English one, and both show the routes curriculum.toml declares."""
 
 import re
 from pathlib import Path
+
+import pytest
+
+from katakit import catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -66,3 +70,27 @@ def test_the_readmes_examples_show_the_first_katas_real_lines():
     for readme in (README, README_ZH):
         assert f"katas/01_linear_algebra/linear_algebra.py:{definition} coordinates_in_basis" in readme
         assert f"to do: coordinates_in_basis (katas/01_linear_algebra/linear_algebra.py:{raised})" in readme
+
+
+def section(markdown: str, heading: str) -> str:
+    """The text under a `### heading`, up to the next heading."""
+    start = markdown.index(f"### {heading}\n")
+    following = re.search(r"^#{1,3} ", markdown[start + 4 :], flags=re.MULTILINE)
+    return markdown[start : start + 4 + following.start()] if following else markdown[start:]
+
+
+@pytest.mark.parametrize(
+    ("readme", "heading"), [(README, "Which order?"), (README_ZH, "按什么顺序做？")], ids=["en", "zh"]
+)
+def test_both_readmes_show_the_routes_of_curriculum_toml_and_how_to_take_them(readme, heading):
+    shown = section(readme, heading)
+    routes = catalog.routes(ROOT)
+    assert len(routes) > 1, "curriculum.toml declares the routes, a newcomer's to torch among them"
+    assert catalog.route_problems(ROOT) == [], "every step of a route names a topic, module or kata"
+    listed = re.findall(r"^\s*\d+\. `([^`]+)`", shown, flags=re.MULTILINE)
+    assert listed == [step for route in routes for step in route.steps], (
+        f"the numbered steps under {heading!r} should be curriculum.toml's `[[route]]` steps, in order"
+    )
+    for route in routes[1:]:
+        assert f"`katas route {route.name}`" in shown, f"how to take the {route.name} route"
+    assert f"`{routes[0].name}`" in shown and "`katas 04`" in shown, "the default route, and one topic alone"
