@@ -58,14 +58,21 @@ def run_side_by_side(
     lrs: list[float] | None = LRS,
     without_grad: int | None = None,
     tolerance: dict = TIGHT,
+    grads_in_place: bool = False,
 ) -> None:
     """Step both optimisers N_STEPS times with the same gradients and compare the parameters after each step.
 
     without_grad: the index of a parameter whose .grad stays None (both optimisers must skip it).
+    grads_in_place: after the first step, write each new gradient into the .grad tensor already there, as
+    zero_grad(set_to_none=False) followed by backward() does, instead of giving a new tensor.
     """
     grads = make_grads(ours_params)
     for step, step_grads in enumerate(grads):
         for i, (mine, yours, g) in enumerate(zip(ours_params, their_params, step_grads, strict=True)):
+            if grads_in_place and step > 0 and i != without_grad:
+                mine.grad.zero_().add_(g)
+                yours.grad.zero_().add_(g)
+                continue
             mine.grad = None if i == without_grad else g.clone()
             yours.grad = None if i == without_grad else g.clone()
         if lrs is not None:
@@ -142,6 +149,27 @@ def test_sgd_keeps_momentum_buffers_of_the_parameters_dtype(impl):
             f"momentum_buffers[{i}] is {buffer.dtype} {list(buffer.shape)}, expected {p.dtype} {list(p.shape)} like "
             "its parameter: build it from the gradient (a copy of it), not with torch.zeros(shape)"
         )
+
+
+@pytest.mark.kata("SGD")
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_momentum_buffer_survives_gradients_written_in_place(impl, nesterov):
+    # Without weight decay g is p.grad itself: a buffer that is not a copy of it IS the gradient tensor, and
+    # the next zero_grad(set_to_none=False) + backward() overwrites the momentum with the new gradient.
+    params = make_params()
+    theirs_params = copies(params)
+    ours = impl.SGD(params, lr=0.1, momentum=0.9, nesterov=nesterov)
+    theirs = torch_optimiser("SGD", theirs_params, lr=0.1, momentum=0.9, nesterov=nesterov)
+    run_side_by_side(
+        ours,
+        theirs,
+        params,
+        theirs_params,
+        name="SGD(momentum=0.9) with each new gradient written into the old .grad tensor",
+        hint="on its first step a parameter's buffer is a copy of g (g.clone()), never g itself: without weight "
+        "decay g is p.grad, which the next backward() overwrites in place",
+        grads_in_place=True,
+    )
 
 
 @pytest.mark.kata("SGD")
@@ -647,4 +675,121 @@ def test_warmup_cosine_lr_stays_at_min_lr_after_the_end(impl):
             f"after total_steps (13) the lr stays at min_lr = 1e-4; step {step} gave {got!r} (torch's cosine would "
             "climb back up: this schedule does not)"
         )
-    assert isinstance(impl.warmup_cosine_lr(3, 3e-3, 4, 13), float), "return a plain float"
+    for step in (0, 3, 4, 13, 14):  # warm-up, its last step, the decay's first and last steps, after the end
+        got = impl.warmup_cosine_lr(step, 3e-3, 4, 13)
+        assert type(got) is float, f"step {step}: return a plain Python float, got {type(got).__name__} {got!r}"
+
+
+# --- param_groups -----------------------------------------------------------------------------------------
+
+
+class PerHeadModel(nn.Module):
+    """Parameters named and shaped as in topic 06's GPT2 (TransformerLens's layout): per-head weights W_Q
+    [n_heads, d_model, d_head] (3-D) and per-head biases b_Q [n_heads, d_head] (2-D, a bias all the same),
+    LayerNorm's w and b, an embedding and an unembedding with a bias of its own. Every value is random and
+    non-zero, every size distinct."""
+
+    def __init__(self):
+        super().__init__()
+        n_heads, d_model, d_head, d_vocab, n_ctx = 2, 5, 3, 7, 4
+        self.embed, self.pos_embed = nn.Module(), nn.Module()
+        self.embed.W_E = nn.Parameter(torch.randn(d_vocab, d_model, dtype=torch.float64))
+        self.pos_embed.W_pos = nn.Parameter(torch.randn(n_ctx, d_model, dtype=torch.float64))
+        self.ln1 = nn.Module()
+        self.ln1.w = nn.Parameter(1 + 0.3 * torch.randn(d_model, dtype=torch.float64))
+        self.ln1.b = nn.Parameter(torch.randn(d_model, dtype=torch.float64))
+        self.attn = nn.Module()
+        self.attn.W_Q = nn.Parameter(torch.randn(n_heads, d_model, d_head, dtype=torch.float64))
+        self.attn.b_Q = nn.Parameter(torch.randn(n_heads, d_head, dtype=torch.float64))
+        self.attn.W_O = nn.Parameter(torch.randn(n_heads, d_head, d_model, dtype=torch.float64))
+        self.attn.b_O = nn.Parameter(torch.randn(d_model, dtype=torch.float64))
+        self.unembed = nn.Module()
+        self.unembed.W_U = nn.Parameter(torch.randn(d_model, d_vocab, dtype=torch.float64))
+        self.unembed.b_U = nn.Parameter(torch.randn(d_vocab, dtype=torch.float64))
+
+
+PER_HEAD_DECAYED = {"embed.W_E", "pos_embed.W_pos", "attn.W_Q", "attn.W_O", "unembed.W_U"}
+
+
+def torch_layers_model() -> nn.Module:
+    """torch's own layers, whose parameters are called weight and bias (every bias 1-D)."""
+    model = nn.Sequential(nn.Embedding(7, 5), nn.LayerNorm(5), nn.Linear(5, 3), nn.Linear(3, 7)).double()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(torch.randn_like(param))  # non-zero biases, LayerNorm gains away from 1
+    return model
+
+
+TORCH_LAYERS_DECAYED = {"0.weight", "2.weight", "3.weight"}
+
+
+def check_groups(groups, model: nn.Module, decayed: set[str], weight_decay: float) -> None:
+    """Exactly two groups in torch's format: the decayed parameters first, then the others, once each."""
+    assert isinstance(groups, list) and len(groups) == 2, (
+        f"param_groups should return a list of two groups (decayed, then not decayed), got {type(groups).__name__} "
+        f"of {len(groups) if hasattr(groups, '__len__') else '?'}"
+    )
+    names = {id(param): name for name, param in model.named_parameters()}
+    expected = [
+        [name for name, _ in model.named_parameters() if name in decayed],
+        [name for name, _ in model.named_parameters() if name not in decayed],
+    ]
+    for index, (group, wd, label) in enumerate(
+        zip(groups, [weight_decay, 0.0], ["decayed", "not decayed"], strict=True)
+    ):
+        assert isinstance(group, dict) and set(group) == {"params", "weight_decay"}, (
+            f"group {index} should be a dict with the keys 'params' and 'weight_decay' (torch.optim's format), got "
+            f"{group!r:.80}"
+        )
+        assert type(group["params"]) is list, (
+            f"group {index}'s params should be a list, got {type(group['params']).__name__} (torch.optim refuses a "
+            "set, and a generator is used up by the first reader)"
+        )
+        assert type(group["weight_decay"]) is float and group["weight_decay"] == wd, (
+            f"group {index} ({label}) should have weight_decay {wd!r} (a float), got {group['weight_decay']!r}"
+        )
+        got = [names.get(id(param), "<not a parameter of the model>") for param in group["params"]]
+        assert got == expected[index], (
+            f"group {index} ({label}) holds {got}, expected {expected[index]} in named_parameters() order. A "
+            "parameter is decayed when it has 2 or more dimensions and its name does not start with b_ (your "
+            "GPT2's b_Q is [n_heads, d_head]: 2-D but a bias); every parameter goes in exactly one group"
+        )
+
+
+@pytest.mark.kata("param_groups")
+@pytest.mark.parametrize(
+    ("make_model", "decayed"),
+    [(PerHeadModel, PER_HEAD_DECAYED), (torch_layers_model, TORCH_LAYERS_DECAYED)],
+    ids=["per_head_layout", "torch_layers"],
+)
+def test_param_groups_decay_the_matrices_only(impl, make_model, decayed):
+    model = make_model()
+    check_groups(impl.param_groups(model, 0.3), model, decayed, 0.3)
+
+
+@pytest.mark.kata("param_groups")
+def test_param_groups_give_torch_adamw_the_same_steps(impl):
+    ours, theirs = PerHeadModel(), PerHeadModel()
+    theirs.load_state_dict(ours.state_dict())
+    groups = impl.param_groups(ours, 0.2)
+    oracle_groups = [
+        {"params": [p for n, p in theirs.named_parameters() if n in PER_HEAD_DECAYED], "weight_decay": 0.2},
+        {"params": [p for n, p in theirs.named_parameters() if n not in PER_HEAD_DECAYED], "weight_decay": 0.0},
+    ]
+    mine = torch.optim.AdamW(groups, lr=0.1, betas=(0.9, 0.95), foreach=False)
+    yours = torch.optim.AdamW(oracle_groups, lr=0.1, betas=(0.9, 0.95), foreach=False)
+    for step in range(3):
+        for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+            p.grad = torch.randn_like(p)
+            q.grad = p.grad.clone()
+        mine.step()
+        yours.step()
+        for (name, p), q in zip(ours.named_parameters(), theirs.parameters(), strict=True):
+            assert_close(
+                p,
+                q,
+                what=f"{name} after step {step + 1} of torch.optim.AdamW(param_groups(model, 0.2))",
+                hint="decay the matrices and embeddings (2-D or more, not named b_...) by weight_decay, and nothing "
+                "else: not the biases (b_Q is 2-D here), not LayerNorm's w and b",
+                **TIGHT,
+            )

@@ -159,10 +159,15 @@ def test_char_decode_gives_the_characters_back(impl):
 @pytest.mark.kata("CharTokeniser")
 def test_char_encode_refuses_an_unknown_character(impl):
     tokeniser = impl.CharTokeniser("hello world")
-    with pytest.raises(KeyError, match="z"):
-        tokeniser.encode("hold z")
-    with pytest.raises(KeyError):
-        tokeniser.encode("hello wörld")
+    for text, unknown in [("hold z", "z"), ("hello wörld", "ö")]:
+        with pytest.raises(KeyError) as error:
+            tokeniser.encode(text)
+        message = str(error.value)
+        # The message must name the character, and not merely repeat the text (which contains it anyway).
+        assert unknown in message and text not in message, (
+            f"encode({text!r}) raised KeyError({message}); it should name the unknown character {unknown!r} "
+            "alone (a dictionary lookup of the character raises exactly that)"
+        )
 
 
 # --- pair_counts -----------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ kata runs the model in, and whether it tracks gradients, visible in the results.
 """
 
 import copy
+import dataclasses
+import itertools
 import math
 import os
 from collections import Counter
@@ -31,20 +33,24 @@ D_VOCAB = 11
 
 
 class TinyLM(nn.Module):
-    """A bigram language model test double: logits = table[token], plus a fixed shift in training mode
-    (standing in for dropout, which makes a model behave differently in training and in eval mode)."""
+    """A bigram language model test double: logits = table[token] + bias, plus a fixed shift in training mode
+    (standing in for dropout, which makes a model behave differently in training and in eval mode). The table
+    is a matrix (weight decay applies), the bias a vector (no weight decay); both random and non-zero."""
 
     def __init__(self, d_vocab: int = D_VOCAB):
         super().__init__()
         self.table = nn.Parameter(torch.randn(d_vocab, d_vocab))
+        self.bias = nn.Parameter(torch.randn(d_vocab))
         self.register_buffer("train_shift", 2 * torch.randn(d_vocab))
         self.grad_enabled: list[bool] = []  # torch.is_grad_enabled() at every call
         self.modes: list[bool] = []  # self.training at every call
+        self.batch_sizes: list[int] = []  # len(tokens) at every call
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         self.grad_enabled.append(torch.is_grad_enabled())
         self.modes.append(self.training)
-        logits = self.table[tokens]
+        self.batch_sizes.append(len(tokens))
+        logits = self.table[tokens] + self.bias
         return logits + self.train_shift if self.training else logits
 
 
@@ -76,6 +82,11 @@ def parameters_of(model: nn.Module) -> dict[str, torch.Tensor]:
     return {name: param.detach().clone() for name, param in model.named_parameters()}
 
 
+def global_grad_norm(model: nn.Module) -> float:
+    """The L2 norm of all the model's gradients together."""
+    return math.sqrt(sum(p.grad.square().sum().item() for p in model.parameters() if p.grad is not None))
+
+
 # batch_indices ---------------------------------------------------------------------------------------
 
 
@@ -92,6 +103,8 @@ def test_batch_indices_match_torch_random_and_batch_samplers(impl, n, batch_size
         f"{[len(batch) for batch in torchs]}. Every batch is full except perhaps the last, which holds what is "
         "left over, and is dropped only with drop_last (and only if it is short)."
     )
+    dtypes = {batch.dtype for batch in ours}
+    assert dtypes <= {torch.int64}, f"the batches hold {dtypes}: index tensors are int64, as torch.randperm gives them"
     seen = torch.cat(ours).tolist() if ours else []
     if not drop_last:
         assert sorted(seen) == list(range(n)), (
@@ -144,6 +157,10 @@ def test_lm_windows_are_contiguous_with_targets_shifted_by_one(impl):
     inputs, targets = impl.lm_windows(tokens, n_ctx, batch_size, generator())
     assert inputs.shape == (batch_size, n_ctx) and targets.shape == (batch_size, n_ctx), (
         f"shapes {tuple(inputs.shape)}, {tuple(targets.shape)}; expected ({batch_size}, {n_ctx}) for both"
+    )
+    assert inputs.dtype == targets.dtype == torch.int64, (
+        f"inputs and targets are {inputs.dtype} and {targets.dtype}: take them from the int64 tokens "
+        "(F.cross_entropy wants int64 targets)"
     )
     starts = inputs[:, :1]
     assert torch.equal(inputs, starts + torch.arange(n_ctx)), (
@@ -206,6 +223,10 @@ def test_split_windows_cover_the_tokens_in_order(impl, n):
     expected_inputs = torch.stack([tokens[i * n_ctx : (i + 1) * n_ctx] for i in range(windows)])
     expected_targets = torch.stack([tokens[i * n_ctx + 1 : (i + 1) * n_ctx + 1] for i in range(windows)])
     inputs, targets = impl.split_windows(tokens, n_ctx)
+    assert inputs.dtype == targets.dtype == torch.int64, (
+        f"inputs and targets are {inputs.dtype} and {targets.dtype}: keep the tokens' int64 (F.cross_entropy wants "
+        "int64 targets)"
+    )
     assert inputs.shape == (windows, n_ctx), (
         f"{n} tokens with n_ctx={n_ctx} make {windows} windows (the last target needs one token after its window), "
         f"got shape {tuple(inputs.shape)}"
@@ -292,6 +313,28 @@ def test_init_gpt2_weights_zeroes_biases_and_resets_layer_norms(impl):
 
 
 @pytest.mark.kata("init_gpt2_weights")
+@pytest.mark.parametrize("seeded", [True, False], ids=["generator", "global"])
+def test_init_gpt2_weights_ties_no_two_parameters(impl, seeded):
+    model = initialised(impl, generator() if seeded else None)
+    storages: dict[int, str] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        pointer = param.untyped_storage().data_ptr()
+        assert pointer not in storages, (
+            f"{name} shares its memory with {storages[pointer]}: the two are tied, so a step on one moves the other. "
+            "Draw each parameter in place into its own tensor (GPT2's W_U is not W_E.T here)"
+        )
+        storages[pointer] = name
+    matrices = [(name, param.detach()) for name, param in model.named_parameters() if param.dim() >= 2]
+    matrices = [(name, param) for name, param in matrices if not name.rsplit(".", 1)[-1].startswith("b")]
+    for (name, param), (other_name, other) in itertools.combinations(matrices, 2):
+        for view, how in [(other, ""), (other.transpose(-1, -2), " transposed")]:
+            assert view.shape != param.shape or not torch.equal(param, view), (
+                f"{name} equals {other_name}{how}: every matrix is drawn on its own (one draw per parameter from "
+                "the same generator, not a copy of another, nor a generator seeded afresh for each)"
+            )
+
+
+@pytest.mark.kata("init_gpt2_weights")
 def test_init_gpt2_weights_draw_from_the_generator(impl):
     first = parameters_of(initialised(impl, generator(SEED)))
     again = parameters_of(initialised(impl, generator(SEED)))
@@ -313,7 +356,11 @@ def test_evaluate_averages_over_every_prediction_in_eval_mode(impl, was_training
         training_loss = cross_entropy(copy.deepcopy(model).train(), inputs, targets).item()
     model.modes.clear()
     loss = impl.evaluate(model, inputs, targets, 3)  # batches of 3, 3 and 1 windows
-    assert isinstance(loss, float), f"evaluate should return a Python float, got {type(loss).__name__}"
+    assert type(loss) is float, f"evaluate should return a Python float, got {type(loss).__name__}"
+    assert model.batch_sizes[-len(model.modes) :] == [3, 3, 1], (
+        f"evaluate ran the model on batches of {model.batch_sizes[-len(model.modes) :]} windows, expected [3, 3, 1] "
+        "with batch_size=3: batch_size windows at a time (it bounds the memory of one forward pass)"
+    )
     assert model.modes and not any(model.modes), (
         "the model ran in training mode during evaluate: call model.eval() first"
         + (f" (its loss would be {training_loss:.4f} instead of {expected:.4f})" if was_training else "")
@@ -385,7 +432,7 @@ def test_train_step_matches_a_step_written_out(impl):
         inputs, targets = torch.randint(0, D_VOCAB, (3, 5)), torch.randint(0, D_VOCAB, (3, 5))
         expected = oracle_step(theirs, their_optimiser, inputs, targets, max_norm)
         loss = impl.train_step(ours, our_optimiser, inputs, targets, max_norm)
-        assert isinstance(loss, float), f"train_step should return a Python float, got {type(loss).__name__}"
+        assert type(loss) is float, f"train_step should return a Python float, got {type(loss).__name__}"
         assert_close(
             torch.tensor(loss),
             torch.tensor(expected),
@@ -394,14 +441,16 @@ def test_train_step_matches_a_step_written_out(impl):
             atol=1e-5,
             rtol=1e-5,
         )
-        assert_close(
-            ours.table.detach(),
-            theirs.table.detach(),
-            what=f"the parameters after step {step + 1} (gradient descent, lr 0.5, max_norm {max_norm})",
-            hint="zero the old gradients first (backward adds to .grad), and clip between backward and step",
-            atol=1e-5,
-            rtol=1e-5,
-        )
+        for name in ("table", "bias"):
+            assert_close(
+                getattr(ours, name).detach(),
+                getattr(theirs, name).detach(),
+                what=f"the {name} after step {step + 1} (gradient descent, lr 0.5, max_norm {max_norm})",
+                hint="zero the old gradients first (backward adds to .grad), and clip all the model's gradients "
+                "together between backward and step",
+                atol=1e-5,
+                rtol=1e-5,
+            )
 
 
 @pytest.mark.kata("train_step")
@@ -410,12 +459,12 @@ def test_train_step_leaves_the_clipped_gradients(impl):
     inputs, targets = torch.randint(0, D_VOCAB, (3, 5)), torch.randint(0, D_VOCAB, (3, 5))
     probe = copy.deepcopy(model)
     cross_entropy(probe, inputs, targets).backward()
-    unclipped = probe.table.grad.norm().item()
+    unclipped = global_grad_norm(probe)
     max_norm = unclipped / 4
     impl.train_step(model, PlainSGD(model.parameters(), lr=0.1), inputs, targets, max_norm)
     assert model.table.grad is not None, "train_step left no gradient: zero the gradients at the start, not the end"
     assert_close(
-        model.table.grad.norm(),
+        torch.tensor(global_grad_norm(model)),
         torch.tensor(max_norm),
         what=f"the gradient's norm after train_step with max_norm={max_norm:.3g} (unclipped {unclipped:.3g})",
         hint="clip with optimisers.clip_grad_norm between backward and the optimiser's step",
@@ -447,8 +496,9 @@ def test_early_stopping_keeps_a_copy_of_the_best_weights_and_stops_after_patienc
             "improvement resets the count, and training stops once patience evaluations in a row did not improve."
         )
     assert stopper.best_loss == min(losses), f"best_loss is {stopper.best_loss}, expected {min(losses)}"
-    assert stopper.best_state is not None and "table" in stopper.best_state, (
-        "best_state should be the model's state_dict (with its key 'table') from the best evaluation"
+    assert stopper.best_state is not None and set(stopper.best_state) == set(model.state_dict()), (
+        f"best_state should be the model's whole state_dict, with the keys {sorted(model.state_dict())} (its buffers "
+        f"too), from the best evaluation; got {None if stopper.best_state is None else sorted(stopper.best_state)}"
     )
     assert_close(
         stopper.best_state["table"],
@@ -459,30 +509,94 @@ def test_early_stopping_keeps_a_copy_of_the_best_weights_and_stops_after_patienc
     )
 
 
+@pytest.mark.kata("EarlyStopping")
+def test_early_stopping_counts_only_improvements_larger_than_min_delta(impl):
+    model = TinyLM()
+    stopper = impl.EarlyStopping(patience=2, min_delta=0.5)
+    # 3.0 is the first best; 2.75 is lower, but not by more than 0.5; 2.25 is: it resets the count. Then 1.875
+    # is not enough, nor is 1.75 (exactly 2.25 - 0.5, not strictly below): two in a row, stop.
+    losses = [3.0, 2.75, 2.25, 1.875, 1.75]
+    expected_stops = [False, False, False, False, True]
+    expected_best = [3.0, 3.0, 2.25, 2.25, 2.25]
+    best_weights = None
+    for index, (loss, expected) in enumerate(zip(losses, expected_stops, strict=True)):
+        with torch.no_grad():
+            model.table.add_(torch.randn_like(model.table))
+        if loss in (3.0, 2.25):
+            best_weights = model.table.detach().clone()
+        stop = stopper.update(model, loss)
+        assert stop == expected and stopper.best_loss == expected_best[index], (
+            f"after the losses {losses[: index + 1]} with patience 2 and min_delta 0.5, update returned {stop} and "
+            f"best_loss is {stopper.best_loss}; expected {expected} and {expected_best[index]}. An improvement is "
+            "a loss below best_loss - min_delta; a smaller drop counts as no improvement and changes neither "
+            "best_loss nor best_state"
+        )
+    assert_close(
+        stopper.best_state["table"],
+        best_weights,
+        what="best_state['table'] after the losses 3.0, 2.75, 2.25, 1.875, 1.75 with min_delta 0.5",
+        hint="the weights of the last real improvement (2.25): a drop of at most min_delta stores nothing",
+    )
+    plain = impl.EarlyStopping(patience=2)
+    assert plain.min_delta == 0.0, f"min_delta defaults to 0.0, got {plain.min_delta!r}"
+    assert [plain.update(model, loss) for loss in [3.0, 2.75, 2.5, 2.5]] == [False, False, False, False], (
+        "with min_delta 0 (the default) every strictly lower loss is an improvement"
+    )
+
+
 # train ----------------------------------------------------------------------------------------------
 
 TRAIN = {"steps": 12, "batch_size": 3, "n_ctx": 5, "max_lr": 0.05, "warmup_steps": 3, "eval_every": 4}
 
 
+class GroupsByHand:
+    """Your AdamW (checked against torch.optim.AdamW in test_optimisers.py) on each group of TinyLM by hand, with
+    GPT-2's betas: the table (a matrix) decayed by weight_decay, the bias (a vector) not at all."""
+
+    def __init__(self, impl, model: nn.Module, weight_decay: float):
+        self.optimisers = [
+            impl.optimisers.AdamW([model.table], betas=(0.9, 0.95), weight_decay=weight_decay),
+            impl.optimisers.AdamW([model.bias], betas=(0.9, 0.95), weight_decay=0.0),
+        ]
+
+    def set_lr(self, lr: float) -> None:
+        for optimiser in self.optimisers:
+            optimiser.lr = lr
+
+    def zero_grad(self) -> None:
+        for optimiser in self.optimisers:
+            optimiser.zero_grad()
+
+    def step(self) -> None:
+        for optimiser in self.optimisers:
+            optimiser.step()
+
+
+# train's defaults (weight decay 0.1, min_lr = max_lr / 10), and other values given.
+OPTIMISER_CASES = {"defaults": {}, "given": {"weight_decay": 0.3, "min_lr": 0.02}}
+
+
 @pytest.mark.kata("train")
-def test_train_matches_a_loop_written_with_torch(impl):
+@pytest.mark.parametrize("case", OPTIMISER_CASES)
+def test_train_matches_a_loop_written_with_torch(impl, case):
+    options = OPTIMISER_CASES[case]
+    weight_decay, min_lr = options.get("weight_decay", 0.1), options.get("min_lr", TRAIN["max_lr"] / 10)
     train_tokens, val_tokens = random_tokens(60), random_tokens(23)
     ours = TinyLM().eval()
     theirs = copy.deepcopy(ours)
     max_norm = 0.5
-    history = impl.train(ours, train_tokens, val_tokens, **TRAIN, generator=generator(), max_norm=max_norm)
+    history = impl.train(ours, train_tokens, val_tokens, **TRAIN, generator=generator(), max_norm=max_norm, **options)
 
     steps, n_ctx, batch_size = TRAIN["steps"], TRAIN["n_ctx"], TRAIN["batch_size"]
-    # Your AdamW (checked against torch.optim.AdamW in test_optimisers.py) with its defaults, the lr set by hand.
-    optimiser = impl.optimisers.AdamW(theirs.parameters())
+    optimiser = GroupsByHand(impl, theirs, weight_decay)
     windows = (len(val_tokens) - 1) // n_ctx
     val_inputs = val_tokens[: windows * n_ctx].view(windows, n_ctx)
     val_targets = val_tokens[1 : windows * n_ctx + 1].view(windows, n_ctx)
     gen = generator()
     expected = {"train_loss": [], "lr": [], "val_loss": [], "val_step": []}
     for step in range(steps):
-        lr = impl.optimisers.warmup_cosine_lr(step, TRAIN["max_lr"], TRAIN["warmup_steps"], steps)
-        optimiser.lr = lr
+        lr = impl.optimisers.warmup_cosine_lr(step, TRAIN["max_lr"], TRAIN["warmup_steps"], steps, min_lr)
+        optimiser.set_lr(lr)
         inputs, targets = impl.lm_windows(train_tokens, n_ctx, batch_size, gen)
         expected["train_loss"].append(oracle_step(theirs, optimiser, inputs, targets, max_norm))
         expected["lr"].append(lr)
@@ -492,12 +606,19 @@ def test_train_matches_a_loop_written_with_torch(impl):
             expected["val_step"].append(float(step + 1))
 
     assert set(history) == set(expected), f"history has the keys {sorted(history)}, expected {sorted(expected)}"
+    for key, values in history.items():
+        kinds = {type(value).__name__ for value in values}
+        assert type(values) is list and kinds <= {"float"}, (
+            f"history[{key!r}] should be a list of Python floats, got a {type(values).__name__} of {sorted(kinds)}"
+        )
     assert history["val_step"] == expected["val_step"], (
         f"evaluated after the steps {history['val_step']}, expected {expected['val_step']} (every eval_every steps)"
     )
     hints = {
-        "lr": "before each step, the learning rate is warmup_cosine_lr(step, max_lr, warmup_steps, steps)",
-        "train_loss": "each step: a fresh lm_windows batch from the generator, then train_step with max_norm",
+        "lr": f"before each step, the learning rate is warmup_cosine_lr(step, max_lr, warmup_steps, steps, min_lr), "
+        f"here with min_lr {min_lr:g} ({'given' if 'min_lr' in options else 'max_lr / 10 when min_lr is None'})",
+        "train_loss": "each step: a fresh lm_windows batch from the generator, then train_step with max_norm; the "
+        f"optimiser is GroupedAdamW(param_groups(model, weight_decay={weight_decay}), betas=(0.9, 0.95))",
         "val_loss": "evaluate on every split_windows window of the validation tokens",
     }
     for key, hint in hints.items():
@@ -509,36 +630,59 @@ def test_train_matches_a_loop_written_with_torch(impl):
             atol=1e-4,
             rtol=1e-4,
         )
-    assert_close(ours.table.detach(), theirs.table.detach(), what="the trained weights", atol=1e-4, rtol=1e-4)
+    for name, hint in [
+        ("table", f"the table is a matrix: decayed by weight_decay={weight_decay}, with betas (0.9, 0.95)"),
+        ("bias", "the bias is a vector: in the group with weight_decay 0.0 (param_groups)"),
+    ]:
+        assert_close(
+            getattr(ours, name).detach(),
+            getattr(theirs, name).detach(),
+            what=f"the trained {name}",
+            hint=hint,
+            atol=1e-4,
+            rtol=1e-4,
+        )
 
 
 @pytest.mark.kata("train")
-def test_train_sets_the_schedule_and_clips_before_each_step(impl, monkeypatch):
+def test_train_sets_the_groups_the_schedule_and_clips_before_each_step(impl, monkeypatch):
     model = TinyLM()
-    seen_lrs, seen_norms = [], []
-    max_norm = 0.05
+    seen = []  # (names of its parameters, weight_decay, betas, lr, the global gradient norm) at every AdamW step
+    max_norm, weight_decay, min_lr = 0.05, 0.3, 0.02
 
     class SpyAdamW(impl.optimisers.AdamW):
         def step(self, *args, **kwargs):
-            seen_lrs.append(self.lr)
-            seen_norms.append(model.table.grad.norm().item())
+            names = tuple(name for name, p in model.named_parameters() if any(p is q for q in self.params))
+            seen.append((names, self.weight_decay, tuple(self.betas), self.lr, global_grad_norm(model)))
             return super().step(*args, **kwargs)
 
     monkeypatch.setattr(impl.optimisers, "AdamW", SpyAdamW)
-    impl.train(model, random_tokens(60), random_tokens(23), **TRAIN, generator=generator(), max_norm=max_norm)
+    config = TRAIN | {"max_norm": max_norm, "weight_decay": weight_decay, "min_lr": min_lr}
+    impl.train(model, random_tokens(60), random_tokens(23), **config, generator=generator())
     steps = TRAIN["steps"]
-    expected = [
-        impl.optimisers.warmup_cosine_lr(s, TRAIN["max_lr"], TRAIN["warmup_steps"], steps) for s in range(steps)
-    ]
-    assert len(seen_lrs) == steps, f"the optimiser stepped {len(seen_lrs)} times in {steps} steps of training"
-    assert_close(
-        torch.tensor(seen_lrs),
-        torch.tensor(expected),
-        what="the optimiser's lr at each of its steps",
-        hint="set optimiser.lr = warmup_cosine_lr(step, ...) before every train_step; recording it is not enough",
+    groups = {names: (wd, betas) for names, wd, betas, _, _ in seen}
+    expected_groups = {("table",): (weight_decay, (0.9, 0.95)), ("bias",): (0.0, (0.9, 0.95))}
+    assert groups == expected_groups, (
+        f"train's optimiser stepped these groups (parameters: (weight_decay, betas)): {groups}; expected "
+        f"{expected_groups}: GroupedAdamW(param_groups(model, weight_decay), betas=(0.9, 0.95)) with train's "
+        "weight_decay, the matrix decayed and the bias not"
     )
-    assert max(seen_norms) <= max_norm * (1 + 1e-4), (
-        f"the gradient's norm reached {max(seen_norms):.3g} when the optimiser stepped, above max_norm={max_norm}: "
+    expected = [
+        impl.optimisers.warmup_cosine_lr(s, TRAIN["max_lr"], TRAIN["warmup_steps"], steps, min_lr) for s in range(steps)
+    ]
+    for names in expected_groups:
+        lrs = [lr for group, _, _, lr, _ in seen if group == names]
+        assert len(lrs) == steps, f"the optimiser of {names} stepped {len(lrs)} times in {steps} steps of training"
+        assert_close(
+            torch.tensor(lrs),
+            torch.tensor(expected),
+            what=f"the lr of the group {names} at each of its steps",
+            hint="set the optimiser's lr to warmup_cosine_lr(step, ..., min_lr) before every train_step; recording "
+            "it is not enough",
+        )
+    norms = [norm for *_, norm in seen]
+    assert max(norms) <= max_norm * (1 + 1e-4), (
+        f"the gradients' global norm reached {max(norms):.3g} when the optimiser stepped, above max_norm={max_norm}: "
         "clip (optimisers.clip_grad_norm) after backward and before the step, with the max_norm given to train"
     )
 
@@ -552,6 +696,7 @@ def test_train_stops_early_and_restores_the_best_weights(impl):
     model = TinyLM()
     with torch.no_grad():
         model.table.mul_(0.01)
+        model.bias.mul_(0.01)
     stopper = impl.EarlyStopping(patience=2)
     config = TRAIN | {"steps": 60, "eval_every": 2, "max_lr": 0.2}
     history = impl.train(model, train_tokens, val_tokens, **config, generator=generator(), early_stopping=stopper)
@@ -579,6 +724,39 @@ def test_train_stops_early_and_restores_the_best_weights(impl):
 
 
 @pytest.mark.kata("train")
+def test_train_restores_the_best_weights_even_when_it_never_stopped(impl):
+    # The same falling-then-rising validation loss, with a patience too long to ever stop.
+    cycle = torch.arange(D_VOCAB)
+    train_tokens, val_tokens = cycle.repeat(8), cycle.flip(0).repeat(3)
+    model = TinyLM()
+    with torch.no_grad():
+        model.table.mul_(0.01)
+        model.bias.mul_(0.01)
+    config = TRAIN | {"steps": 30, "eval_every": 2, "max_lr": 0.2}
+    stopper = impl.EarlyStopping(patience=100)
+    history = impl.train(model, train_tokens, val_tokens, **config, generator=generator(), early_stopping=stopper)
+    assert len(history["train_loss"]) == config["steps"], "with patience 100, train should run every step"
+    best = min(history["val_loss"])
+    assert history["val_loss"][-1] > best + 1e-3, "the test's premise: the validation loss rose after its best"
+    windows = (len(val_tokens) - 1) // config["n_ctx"]
+    with torch.no_grad():
+        final = cross_entropy(
+            model.eval(),
+            val_tokens[: windows * config["n_ctx"]].view(windows, -1),
+            val_tokens[1 : windows * config["n_ctx"] + 1].view(windows, -1),
+        ).item()
+    assert_close(
+        torch.tensor(final),
+        torch.tensor(best),
+        what="the validation loss of the model train returned (early stopping given, never fired)",
+        hint="load early_stopping.best_state into the model at the end whenever early_stopping is given, not only "
+        "when it stopped training",
+        atol=1e-5,
+        rtol=1e-5,
+    )
+
+
+@pytest.mark.kata("train")
 def test_a_large_model_overfits_a_tiny_training_text(impl):
     # 300 characters of training text, far too few for a bigram table of 60 x 60 logits: it learns their
     # bigrams by heart, gives every bigram it never saw next to no probability, and so does worse on text
@@ -592,6 +770,7 @@ def test_a_large_model_overfits_a_tiny_training_text(impl):
     model = TinyLM(len(chars))
     with torch.no_grad():
         model.table.zero_()  # a uniform guess to start with
+        model.bias.zero_()
         model.train_shift.zero_()  # the same model in both modes, so the gap is overfitting alone
     config = {"steps": 60, "batch_size": 8, "n_ctx": 16, "max_lr": 0.3, "warmup_steps": 5, "eval_every": 30}
     history = impl.train(model, train_tokens, val_tokens, **config, generator=generator())
@@ -618,7 +797,9 @@ def test_train_gpt_builds_tokeniser_and_model_and_is_reproducible(impl):
     assert "\u00b0" not in train_text
     cfg = impl.transformer.Config(d_model=24, n_heads=3, d_head=8, d_mlp=40, n_layers=2, n_ctx=16, d_vocab=1)
     torch.manual_seed(SEED + 1)
+    given = dataclasses.replace(cfg)
     model, tokeniser, history = impl.train_gpt(train_text, val_text, cfg, 10, 4, 1e-3, generator())
+    assert cfg == given, f"train_gpt changed the caller's cfg to {cfg}: build the model's own with dataclasses.replace"
     vocabulary = set(train_text + val_text)
     assert tokeniser.vocab_size == len(vocabulary) == model.cfg.d_vocab, (
         f"the tokeniser knows {tokeniser.vocab_size} characters and the model {model.cfg.d_vocab}; the two texts use "
@@ -629,12 +810,12 @@ def test_train_gpt_builds_tokeniser_and_model_and_is_reproducible(impl):
         f"{len(history['train_loss'])} steps, evaluations after {history['val_step']}: expected 10 steps, "
         "evaluated after every second one (eval_every = steps // 5)"
     )
-    schedule = [impl.optimisers.warmup_cosine_lr(step, 1e-3, 1, 10) for step in range(10)]
+    schedule = [impl.optimisers.warmup_cosine_lr(step, 1e-3, 1, 10, 1e-4) for step in range(10)]
     assert_close(
         torch.tensor(history["lr"]),
         torch.tensor(schedule),
         what="the learning rates of 10 steps with max_lr 1e-3",
-        hint="train with warmup_steps = steps // 10",
+        hint="train with warmup_steps = steps // 10, and train's default min_lr (max_lr / 10)",
     )
     torch.manual_seed(SEED + 2)  # another global random state: the generator alone must decide everything
     again, _, _ = impl.train_gpt(train_text, val_text, cfg, 10, 4, 1e-3, generator())

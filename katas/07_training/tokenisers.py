@@ -3,8 +3,12 @@ the one the tiny GPT-2 of the training module reads), then byte-level BPE as GPT
 style of Karpathy's minbpe: text becomes UTF-8 bytes (ids 0-255), and training repeatedly merges the
 most frequent pair of neighbouring ids into a new id (256, 257, ...).
 
-This is minbpe's BasicTokenizer: no regex splits the text into words first (GPT-2's real tokeniser
-does, so that a merge never crosses a space and a letter), and there are no special tokens.
+This is minbpe's BasicTokenizer: no regex splits the text into chunks first, and there are no special
+tokens. GPT-2's real tokeniser does split first (minbpe's RegexTokenizer), so that no merge crosses from
+one chunk to the next. A chunk is a run of letters, of digits or of punctuation, each with at most the
+one space before it (" the" is a single token: the space stays with the word after it), a run of
+whitespace, or one of the endings 's, 't, 're, 've, 'm, 'll and 'd. So a merge can join a space and a
+letter, but never a letter and the punctuation after it, nor a word and the next.
 
 Read or watch first (curriculum.toml's `reading`):
 - Andrej Karpathy, The spelled-out intro to neural networks and backpropagation: building

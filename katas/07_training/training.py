@@ -1,4 +1,4 @@
-"""Training a GPT-2 from scratch: shuffled epochs, random windows of text, GPT-2's initialisation, the
+"""Training a GPT-2 from scratch: shuffled epochs, random windows of text, nanoGPT's initialisation, the
 training step, evaluation, the training loop with its learning-rate schedule, early stopping, and a
 tiny character-level GPT-2 trained on the Python Language Reference.
 
@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from jaxtyping import Int
 from torch import Tensor, nn
 
-from katakit import kata
+from katakit import in_place, kata
 
 transformer = importlib.import_module("..06_transformer.transformer", __package__)
 optimisers = importlib.import_module(".optimisers", __package__)
@@ -75,7 +75,9 @@ def batch_indices(
     is left over (fewer than batch_size indices) unless drop_last is True, in which case it is dropped,
     as torch.utils.data.DataLoader does. All the randomness comes from `generator`, never from torch's
     global random state, so a seed reproduces the epoch; calling again with the same generator gives
-    the next epoch, in another order.
+    the next epoch, in another order. Draw the order as one torch.randperm(n, generator=generator) and cut
+    it in order: then the epoch is exactly the one torch's DataLoader draws with the same generator
+    (RandomSampler + BatchSampler), which the tests check. Every index is an int64 tensor element.
 
     Shapes:
         returns: a list of ceil(n / batch_size) index tensors (floor(n / batch_size) with drop_last),
@@ -134,8 +136,12 @@ def split_windows(
 
 
 @kata
+@in_place("model")
 def init_gpt2_weights(model: nn.Module, generator: torch.Generator | None = None) -> None:
-    """Give a GPT2 from topic 06 GPT-2's initialisation, in place.
+    """Give a GPT2 from topic 06 the initialisation nanoGPT and Hugging Face's GPT2LMHeadModel use, in place.
+
+    (It is often called GPT-2's initialisation, but OpenAI's released GPT-2 code drew W_pos with standard
+    deviation 0.01, not 0.02; nanoGPT and Hugging Face use init_range for every matrix, as below.)
 
     Every weight matrix (the parameters whose name starts with W_: W_E, W_pos, W_Q, W_K, W_V, W_O,
     W_in, W_out, W_U) is drawn from a normal distribution with mean 0 and standard deviation
@@ -179,6 +185,7 @@ def evaluate(
 
 
 @kata
+@in_place("model", "optimiser")
 def train_step(
     model: nn.Module,
     optimiser: object,
@@ -208,12 +215,18 @@ def train_step(
 
 class EarlyStopping:
     """Early stopping: keep a copy of the weights with the best validation loss so far, and say when
-    `patience` evaluations in a row have not improved on it.
+    `patience` evaluations in a row have not improved on it by more than min_delta.
 
-    update(model, val_loss) is called after each evaluation. A loss strictly below the best so far is
-    an improvement: remember it, store a copy of the model's state_dict in best_state, and reset the
-    count. Otherwise count one more evaluation without improvement. Return True (stop) once that count
-    reaches patience.
+    update(model, val_loss) is called after each evaluation. A loss more than min_delta below the best so
+    far (val_loss < best_loss - min_delta, strictly) is an improvement: remember it as best_loss, store a
+    copy of the model's state_dict in best_state, and reset the count. Otherwise, even when the loss is
+    a little lower than the best, count one more evaluation without improvement, and keep best_loss and
+    best_state as they are. Return True (stop) once that count reaches patience.
+
+    Why min_delta: a validation loss is measured on a finite text, so it wobbles by a small amount from one
+    evaluation to the next even when the model no longer gets better. With min_delta = 0 such a wobble
+    downwards resets the count, and training can run on for a long time on noise; min_delta (of the order
+    of that noise) says how much better counts as better. min_delta = 0 is the plain rule.
 
     The copy must be a real copy: model.state_dict() holds the model's own tensors, which the next
     optimiser steps keep changing, so a stored state_dict that is not copied silently becomes the
@@ -228,8 +241,9 @@ class EarlyStopping:
            evals_without_improvement.
     """
 
-    def __init__(self, patience: int):
+    def __init__(self, patience: int, min_delta: float = 0.0):
         self.patience = patience
+        self.min_delta = min_delta
         self.best_loss = math.inf
         self.best_state: dict[str, Tensor] | None = None
         self.evals_without_improvement = 0
@@ -241,6 +255,7 @@ class EarlyStopping:
 
 
 @kata
+@in_place("model", "early_stopping")
 def train(
     model: nn.Module,
     train_tokens: Int[Tensor, "n_train"],
@@ -254,20 +269,31 @@ def train(
     generator: torch.Generator,
     max_norm: float = 1.0,
     early_stopping: EarlyStopping | None = None,
+    weight_decay: float = 0.1,
+    min_lr: float | None = None,
 ) -> dict[str, list[float]]:
     """Train a language model: `steps` steps of AdamW on random windows of train_tokens, with a warm-up
     and cosine learning-rate schedule, clipped gradients, and the validation loss every eval_every steps.
 
-    Create one optimisers.AdamW over the model's parameters (its default hyperparameters). Before each
-    step (step = 0 .. steps - 1) set its lr to optimisers.warmup_cosine_lr(step, max_lr, warmup_steps,
-    steps); draw a batch with lm_windows(train_tokens, n_ctx, batch_size, generator); run train_step.
-    After every eval_every steps (when step + 1 is a multiple of eval_every), evaluate on every window of
-    val_tokens (split_windows, then evaluate with batch_size). With early_stopping, hand it each
-    validation loss and stop when it says so; at the end, load its best_state into the model.
+    The optimiser is set up as nanoGPT trains GPT-2, following the GPT-3 paper: AdamW with weight_decay on
+    the weight matrices only, optimisers.GroupedAdamW(optimisers.param_groups(model, weight_decay),
+    betas=(0.9, 0.95)). beta2 = 0.95 instead of the default 0.999: v, the running mean of the squared
+    gradient, then forgets in about 20 steps rather than 1000, so when a rare large gradient arrives
+    (frequent in language models, whose batches differ a lot) v catches up within a few steps instead of
+    staying small and letting the update blow up; it makes large-model training more stable.
+
+    Before each step (step = 0 .. steps - 1) set the optimiser's lr to optimisers.warmup_cosine_lr(step,
+    max_lr, warmup_steps, steps, min_lr), where min_lr None means max_lr / 10: the learning rate decays
+    to a tenth of its peak, not to 0 (a step at almost no learning rate is a wasted step; GPT-3's paper
+    and nanoGPT decay to 10%). Then draw a batch with lm_windows(train_tokens, n_ctx, batch_size,
+    generator) and run train_step. After every eval_every steps (when step + 1 is a multiple of
+    eval_every), evaluate on every window of val_tokens (split_windows, then evaluate with batch_size).
+    With early_stopping, hand it each validation loss and stop when it says so; at the end, whether it
+    stopped training or not, load its best_state into the model.
 
     Returns the history: "train_loss" (each step's loss), "lr" (each step's learning rate),
-    "val_loss" (each evaluation's loss) and "val_step" (the number of steps done at each evaluation,
-    as floats).
+    "val_loss" (each evaluation's loss) and "val_step" (the number of steps done at each evaluation),
+    every entry a Python float.
 
     Shapes:
         train_tokens: [n_train], val_tokens: [n_val], token ids

@@ -1,5 +1,6 @@
 """The optimisers that train a transformer, written out by hand: SGD with momentum and Nesterov, Adam,
-AdamW, gradient clipping by global norm, and the warm-up-then-cosine learning-rate schedule.
+AdamW, the parameter groups that decay only the weight matrices, gradient clipping by global norm, and the
+warm-up-then-cosine learning-rate schedule.
 
 Each one does exactly what its twin in torch does (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW,
 torch.nn.utils.clip_grad_norm_, a SequentialLR of LinearLR and CosineAnnealingLR), and the tests check
@@ -28,10 +29,11 @@ Read or watch first (curriculum.toml's `reading`):
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from jaxtyping import Float
-from torch import Tensor
+from torch import Tensor, nn
 
 from katakit import in_place, kata
 
@@ -232,6 +234,82 @@ class AdamW(Adam):
                 m_hat = m / (1 - beta1**self.t)
                 v_hat = v / (1 - beta2**self.t)
                 p.sub_(self.lr * m_hat / (v_hat.sqrt() + self.eps))
+
+
+@kata
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Split the model's parameters into the two groups GPT-2 is trained with: the weight matrices and
+    embeddings, decayed by weight_decay, and the rest (biases, LayerNorm's gains and shifts), not decayed.
+
+    Weight decay pulls every weight towards 0 a little at each step: a matrix that only grows where the
+    gradient keeps asking for it generalises better. A LayerNorm gain or a bias is different: one number
+    per feature that sets its scale or its offset, whose natural value is 1 (a gain) or anything at all (a
+    bias), not 0. Decaying a gain drags every feature's scale down for no reason; decaying a bias stops it
+    from taking the value the data asks for. They are also too few to overfit. So nanoGPT's
+    configure_optimizers decays the 2-D tensors only, with weight decay 0.1 (the value of the GPT-3 paper).
+
+    The rule: a parameter is decayed when it has at least 2 dimensions (nanoGPT's `p.dim() >= 2`), unless
+    it is a bias: the last part of its name (after the last dot) starts with "b_". The exception is for
+    your GPT2: its b_Q, b_K and b_V are [n_heads, d_head] (TransformerLens's layout, one bias per head),
+    2-D although they are biases; in Hugging Face's layout every bias is 1-D and nanoGPT needs no exception.
+
+    The groups are in torch.optim's format, so torch.optim.AdamW(param_groups(model, 0.1)) works, as does
+    GroupedAdamW below. Every parameter of model.named_parameters() is in exactly one group.
+
+    Shapes:
+        model: any nn.Module (your GPT2, or one of torch's layers, whose biases are 1-D)
+        returns: [{"params": decayed, "weight_decay": weight_decay}, {"params": others, "weight_decay": 0.0}],
+                 in that order; each params a list (torch.optim refuses a set) in named_parameters() order,
+                 either of them possibly empty
+
+    Hints:
+        1. model.named_parameters() gives every parameter with its dotted name; a tensor's .dim() counts
+           its dimensions.
+        2. One test per parameter decides its group: at least 2 dimensions and not named b_... Build both
+           lists in one loop over named_parameters, so no parameter can end up in both or in neither.
+    """
+    decayed, others = [], []
+    for name, param in model.named_parameters():
+        is_bias = name.rsplit(".", 1)[-1].startswith("b_")
+        (decayed if param.dim() >= 2 and not is_bias else others).append(param)
+    return [{"params": decayed, "weight_decay": weight_decay}, {"params": others, "weight_decay": 0.0}]
+
+
+class GroupedAdamW:
+    """AdamW over parameter groups (given): what torch.optim.AdamW(groups, lr, betas, eps) does with groups
+    that differ only in their weight_decay, such as param_groups returns. It holds one of your AdamW per
+    group, with that group's weight_decay. `lr` reads and sets the learning rate of every group at once, so a
+    schedule sets it as it would for one optimiser; zero_grad and step act on every group. (Each AdamW counts
+    its own steps; since they all step together, that is torch's count.)
+    """
+
+    def __init__(
+        self,
+        groups: list[dict[str, Any]],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ):
+        self.optimisers = [AdamW(group["params"], lr, betas, eps, group["weight_decay"]) for group in groups]
+        self.lr = lr
+
+    @property
+    def lr(self) -> float:
+        return self._lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self._lr = value
+        for optimiser in self.optimisers:
+            optimiser.lr = value
+
+    def zero_grad(self) -> None:
+        for optimiser in self.optimisers:
+            optimiser.zero_grad()
+
+    def step(self) -> None:
+        for optimiser in self.optimisers:
+            optimiser.step()
 
 
 @kata
