@@ -32,6 +32,7 @@ import warnings
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -312,10 +313,13 @@ def _run_pytest(root: Path, arguments: list[str], verdicts: "_Verdicts", module:
     return int(exit_code), printed.getvalue()
 
 
-def _with_kata_cells(notebook: Path, root: Path, side: str) -> dict:
+Notebook = dict[str, Any]  # a notebook's JSON
+
+
+def _with_kata_cells(notebook: Path, root: Path, side: str) -> Notebook:
     """The notebook's JSON with every kata cell holding that kata's definition from `side`
     (katas: the stub, for the committed notebooks; reference: the solution, for CI)."""
-    content = json.loads(notebook.read_text(encoding="utf-8"))
+    content: Notebook = json.loads(notebook.read_text(encoding="utf-8"))
     katas = catalog.read(root, side="reference").katas
     for cell in content["cells"]:
         name = cell.get("metadata", {}).get(KATA_TAG)
@@ -327,7 +331,7 @@ def _with_kata_cells(notebook: Path, root: Path, side: str) -> dict:
     return content
 
 
-def _write(content: dict, target: Path) -> Path:
+def _write(content: Notebook, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(content, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return target
