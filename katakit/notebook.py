@@ -155,7 +155,8 @@ class _Verdicts:
         others = [failure for failure in self.failures if failure is not first]
         return [
             first.report,
-            f"and {len(others)} more failing tests (check(..., everything=True) shows their reports):",
+            f"and {len(others)} more failing test{'s' if len(others) > 1 else ''} "
+            "(check(..., everything=True) shows every report):",
             *(f"  {failure.test}: {failure.message[:120]}" for failure in others),
         ]
 

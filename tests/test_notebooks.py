@@ -6,6 +6,7 @@ CI also runs the notebooks themselves, their kata cells filled from reference/, 
 """
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -159,13 +160,18 @@ def test_check_names_the_learners_cell_and_line_not_the_stub_in_katas():
             'check("stable_softmax", stable_softmax)',
             BROKEN_SOFTMAX,
             'check("stable_softmax", stable_softmax)',
+            'check("stable_softmax", stable_softmax, everything=True)',
         ]
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    wrong, broken = result.stdout.split("the messages above say why")[:2]
+    wrong, broken, everything = result.stdout.split("the messages above say why")[:3]
     assert "your code: your cell, line 2 (stable_softmax)" in wrong, "the def line of the cell, past @kata"
     assert "your cell, line 4 (stable_softmax)" in broken, "the cell's line that raised"
     assert ".squeeze(-1)" in broken, "with its source"
+    failing = int(re.search(r"(\d+) of \d+ tests fail", broken).group(1))
+    assert failing > 1 and broken.count("your code: ") == 1, "one report, and a line for each other failing test"
+    assert f"and {failing - 1} more failing tests" in broken
+    assert everything.count("your code: ") == failing, "everything=True: every failing test's report"
     assert "katas/05_attention/attention.py" not in result.stdout, "the stub in katas/ is not the learner's code"
 
 
