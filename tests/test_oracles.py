@@ -124,3 +124,19 @@ def test_every_kind_of_symmetry_is_refused_by_name(case):
     parameters, said = symmetric_cases()[case]
     with pytest.raises(AssertionError, match=said):
         assert_no_symmetries(parameters, what=case)
+
+
+def test_08s_offline_check_refuses_loads_and_accepts_a_namespace():
+    """test_circuits' check that pattern_html's page works offline, itself: a page that names the XHTML
+    namespace loads nothing; a stylesheet, a script or a background image from the web does."""
+    external_loads = kata_tests("08_interpretability", "circuits").external_loads
+    fine = '<html xmlns="http://www.w3.org/1999/xhtml"><body><a href="#top">http://example.com</a></body></html>'
+    assert external_loads(fine) == []
+    for page in [
+        '<link rel="stylesheet" href="style.css">',
+        '<script src="https://cdn.example.com/d3.js"></script>',
+        "<style>td { background: url(https://example.com/x.png) }</style>",
+        "<style>@import 'theme.css';</style>",
+        '<td style="background-image: url(x.png)"></td>',
+    ]:
+        assert external_loads(page), f"the offline check let {page!r} through"

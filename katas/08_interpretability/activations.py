@@ -15,9 +15,13 @@ The names of the cache are TransformerLens' hook names, so a cache you make here
                                                                            [batch, pos, d_model]
     blocks.{l}.attn.hook_pattern                            [batch, n_heads, query_pos, key_pos]
     blocks.{l}.attn.hook_z                                  [batch, pos, n_heads, d_head]
-A LayerNorm's scale is sqrt(var + eps), what it divides the centred input by; its "normalized" output is
-TransformerLens' name for what the LayerNorm returns (after w and b). hook_z holds each head's
-pattern-weighted sum of values, before W_O: head h writes z[:, :, h] @ W_O[h] into the residual stream.
+A LayerNorm's scale is sqrt(var + eps), what it divides the centred input by. Its hook_normalized is, in
+this topic's cache, what the LayerNorm returns: after w and b. TransformerLens agrees only for a
+HookedTransformer loaded with fold_ln=False. Its default from_pretrained folds w and b into the weights that
+read the LayerNorm (LayerNormPre, which has no w and b), and its v4 TransformerBridge records hook_normalized
+before w and b, (x - mean) / scale: there the value is the one here minus b, divided by w (bridge.py compares
+them that way). hook_z holds each head's pattern-weighted sum of values, before W_O: head h writes
+z[:, :, h] @ W_O[h] into the residual stream.
 
 Read or watch first (curriculum.toml's `reading`):
 - Elhage, Nanda, Olsson et al., A Mathematical Framework for Transformer Circuits, all of it: the
@@ -46,7 +50,7 @@ from jaxtyping import Float, Int
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from katakit import kata
+from katakit import in_place, kata
 
 transformer = importlib.import_module("..06_transformer.transformer", __package__)
 
@@ -55,6 +59,7 @@ Hook = Callable[[Float[Tensor, "..."]], Float[Tensor, "..."]]
 
 
 @kata
+@in_place("model")  # it registers hooks on the model: that is its job
 def register_cache_hooks(model: nn.Module, cache: dict[str, Float[Tensor, "..."]]) -> list[RemovableHandle]:
     """Register forward hooks on the modules of `model` (topic 06's GPT2) that store, during its next
     forward pass, every activation of the table in this module's docstring into `cache`, detached.
@@ -122,6 +127,8 @@ def run_with_hooks(
         model: topic 06's GPT2
         tokens: [batch, pos]
         hooks: name -> function(activation) -> replacement of the same shape
+    (TransformerLens spells the same thing model.run_with_hooks(tokens, fwd_hooks=[(name, fn)]), and calls
+    fn(activation, hook) with the HookPoint as a second argument; a fn that returns None keeps the activation.)
         returns: logits [batch, pos, d_vocab]
 
     Hints (the next one: katas hint run_with_hooks 2):
@@ -160,11 +167,14 @@ def repeated_tokens(batch: int, seq_len: int, d_vocab: int, generator: torch.Gen
     Draw every token uniformly from the whole vocabulary 0 .. d_vocab - 1, independently, with all the
     randomness taken from `generator`, so that the same seed gives the same batch whatever else has used
     torch's global random state. Each row is its seq_len random tokens, then the same seq_len tokens again
-    (no BOS token in front). Within the second half a model that has learned to copy can predict every
-    token: it saw what came next the first time.
+    (no BOS token in front). Within the second half a model that has learned to copy can predict a token from
+    what followed its earlier copy (unless the token before it occurs twice in the first half: then two tokens
+    followed it, and the prediction is a guess). TransformerLens' to_tokens and ARENA's exercises put a BOS
+    token in front: there a row is 1 + 2 * seq_len long and every induction offset of this topic moves by one.
 
     Shapes:
-        returns: [batch, 2 * seq_len], integer token ids; row[seq_len:] equals row[:seq_len]
+        returns: [batch, 2 * seq_len], int64 token ids (what embeddings and cross_entropy take); row[seq_len:]
+                 equals row[:seq_len]
 
     Hints (the next one: katas hint repeated_tokens 2):
         1. torch.randint takes a generator argument; mind its upper bound, which is excluded.
@@ -172,30 +182,17 @@ def repeated_tokens(batch: int, seq_len: int, d_vocab: int, generator: torch.Gen
     raise NotImplementedError
 
 
-@kata
-def previous_token_scores(pattern: Float[Tensor, "batch n_heads pos pos"]) -> Float[Tensor, "n_heads"]:
-    """How much each head attends to the previous token: the attention from query q to key q - 1, averaged
-    over the queries q = 1 .. pos - 1 (query 0 has no previous token) and over the batch.
-
-    A previous-token head scores close to 1. Such heads are the first half of an induction circuit: they
-    copy into each position which token came before it.
-
-    Shapes:
-        pattern: [batch, n_heads, query_pos, key_pos], e.g. cache["blocks.{l}.attn.hook_pattern"]
-        returns: [n_heads]
-
-    Hints (the next one: katas hint previous_token_scores 2):
-        1. The entries you want lie on one diagonal of each [query_pos, key_pos] matrix, just below the main
-           one. There are pos - 1 of them, not pos.
-    """
-    raise NotImplementedError
+# How much each head attends to the previous token, [batch, n_heads, pos, pos] -> [n_heads]: topic 05's
+# previous_token_score, which you wrote there, under the name induction.py uses.
+previous_token_scores = transformer.attention.previous_token_score
 
 
 @kata
 def duplicate_token_scores(pattern: Float[Tensor, "batch n_heads pos pos"], seq_len: int) -> Float[Tensor, "n_heads"]:
     """On repeated tokens (repeated_tokens: pos = 2 * seq_len), how much each head attends to the earlier
     copy of the query's own token: the attention from query q to key q - seq_len, averaged over the queries
-    q = seq_len .. 2 * seq_len - 1 (the second half) and over the batch.
+    q = seq_len .. 2 * seq_len - 1 (the second half) and over the batch. (With a BOS token in front, as in
+    ARENA, the second half starts one position later: q = seq_len + 1 .. 2 * seq_len.)
 
     Shapes:
         pattern: [batch, n_heads, 2 * seq_len, 2 * seq_len]

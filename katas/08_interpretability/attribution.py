@@ -42,7 +42,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from katakit import kata
+from katakit import differentiable, kata
 
 transformer = importlib.import_module("..06_transformer.transformer", __package__)
 activations = importlib.import_module(".activations", __package__)
@@ -64,7 +64,8 @@ def decompose_resid(
         "L{l} mlp"    cache["blocks.{l}.hook_mlp_out"]
     so 2 + n_layers * (n_heads + 2) of them, e.g. "embed", "pos_embed", "L0H0", "L0H1", "L0 b_O", "L0 mlp",
     "L1H0", ... for two heads. They add up to the final residual stream, and the heads of layer l plus its
-    b_O add up to cache["blocks.{l}.hook_attn_out"].
+    b_O add up to cache["blocks.{l}.hook_attn_out"]. (TransformerLens' cache.decompose_resid splits per layer,
+    attention and MLP outputs without heads; its per-head split is cache.stack_head_results.)
 
     Shapes:
         cache: activations.run_with_cache's cache of `model` (names and shapes: activations' module docstring)
@@ -139,6 +140,7 @@ def direct_logit_attribution(
 
 
 @kata
+@differentiable
 def ablate_head(
     model: nn.Module, tokens: Int[Tensor, "batch pos"], layer: int, head: int, kind: str = "zero"
 ) -> Float[Tensor, ""]:
@@ -151,7 +153,9 @@ def ablate_head(
         kind="mean": z[b, p, head] becomes the mean of z[:, p, head] over the batch, for every b and p (its
                      average output at that position, whatever the sequence);
     any other kind raises a ValueError. Every other head, and every other layer, runs as usual. The model
-    is left as it was (run_with_hooks removes its hooks; change no weight).
+    is left as it was (run_with_hooks removes its hooks; change no weight), and so is the z your hook
+    receives: return a new tensor, never an edit of z in place (anything else holding that tensor, a cache or
+    another hook, would see the change).
 
     Shapes:
         model: topic 06's GPT2
@@ -168,6 +172,7 @@ def ablate_head(
 
 
 @kata
+@differentiable
 def patch_residual(
     model: nn.Module,
     clean_tokens: Int[Tensor, "batch pos"],
@@ -181,7 +186,8 @@ def patch_residual(
 
     Every other position, and every other layer, computes as usual from what it receives: the patched
     vector flows on through the later blocks. If the model's answer recovers, what decides it was in that
-    residual stream at that position.
+    residual stream at that position. Your hook returns a new tensor: it never edits the residual stream it
+    receives in place (that tensor is also the previous block's output, which anything else may hold).
 
     Shapes:
         model: topic 06's GPT2
@@ -198,6 +204,7 @@ def patch_residual(
 
 
 @kata
+@differentiable
 def patch_head(
     model: nn.Module,
     clean_tokens: Int[Tensor, "batch pos"],
@@ -210,7 +217,8 @@ def patch_head(
     every position taken from the clean run. Return the logits of the patched run.
 
     The other heads of that layer keep their corrupted z; the later layers compute from the patched
-    residual stream.
+    residual stream. As in patch_residual, the hook returns a new tensor and leaves the z it receives as it
+    was.
 
     Shapes:
         model: topic 06's GPT2

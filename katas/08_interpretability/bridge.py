@@ -108,9 +108,10 @@ def compare_with_transformer_lens(model: nn.Module, tokens: Int[Tensor, "batch p
     on model. TransformerLens' shapes are those of your cache (hook_z [batch, pos, n_heads, d_head],
     hook_pattern [batch, n_heads, query_pos, key_pos], hook_scale [batch, pos, 1]); a name whose shapes
     differ is a ValueError naming it. One difference of meaning: TransformerLens' bridge (version 4) records
-    a LayerNorm's hook_normalized BEFORE its w and b, (x - mean) / scale, where your cache (like the older
-    HookedTransformer) has the LayerNorm's output: apply the LayerNorm's w and b (the module of model whose
-    name is the hook's name without ".hook_normalized") to TransformerLens' value before comparing.
+    a LayerNorm's hook_normalized BEFORE its w and b, (x - mean) / scale, where your cache (like a
+    HookedTransformer loaded with fold_ln=False) has the LayerNorm's output: apply the LayerNorm's w and b
+    (the module of model whose name is the hook's name without ".hook_normalized") to TransformerLens' value
+    before comparing.
 
     Shapes:
         model: topic 06's GPT2, whose weights folder holds (save_for_hugging_face)

@@ -13,7 +13,10 @@ token it attends to, the full QK circuit W_E W_QK W_E^T which token attends to w
 copies has a full OV circuit with a positive diagonal; the copying score measures that from the
 eigenvalues. Heads of different layers compose: a later head can read what an earlier head wrote
 through its query (Q-composition), its key (K-composition) or its value (V-composition), and the
-composition score measures how much.
+composition score measures how much their weights line up. It is a summary of weights, not of what the
+heads compute: it ignores the softmax and the inputs the model really sees, and random weights already
+score well above 0. Read a score against composition_baseline, the score of random matrices of the
+same shapes.
 
 Read or watch first (curriculum.toml's `reading`):
 - Elhage, Nanda, Olsson et al., A Mathematical Framework for Transformer Circuits, all of it: the
@@ -60,8 +63,10 @@ def full_ov_circuit(
 
     Entry [s, t] is how much the head raises the logit of token t when it attends fully to a position
     holding token s (ignoring LayerNorms and biases). Rows: the source token read; columns: the logit
-    written. The matrix is d_vocab x d_vocab (50257 x 50257 for GPT-2, 10 GB in float32), yet its rank
-    is at most d_head: compute it in the order that keeps the intermediate products small.
+    written. It follows the token only: the residual stream of a position is W_E[token] + W_pos[position],
+    and the W_pos part is left out here (its own circuit would be W_pos W_V W_O W_U). The matrix is
+    d_vocab x d_vocab (50257 x 50257 for GPT-2, 10 GB in float32), yet its rank is at most d_head: compute
+    it in the order that keeps the intermediate products small.
 
     Shapes:
         W_E: [d_vocab, d_model]   W_V: [d_model, d_head]   W_O: [d_head, d_model]   W_U: [d_model, d_vocab]
@@ -146,11 +151,15 @@ def composition_scores(attn0: nn.Module, attn1: nn.Module, kind: str) -> Float[T
 
     attn0 and attn1 are attention modules with TransformerLens' weights (W_Q, W_K, W_V:
     [n_heads, d_model, d_head]; W_O: [n_heads, d_head, d_model]), attn0 in an earlier layer. Entry
-    [i, j] is composition_score(W_OV[i] of attn0, W_B[j] of attn1), where W_B is what head j reads the
-    residual stream with on the side named by kind:
-    - "q": Q-composition, head i's output feeds head j's queries: W_B = W_QK[j] = W_Q[j] W_K[j]^T;
-    - "k": K-composition, head i's output feeds head j's keys: W_B = W_QK[j]^T = W_K[j] W_Q[j]^T;
-    - "v": V-composition, head i's output feeds head j's values: W_B = W_OV[j] = W_V[j] W_O[j].
+    [i, j] is composition_score(W_OV[i] of attn0, W_B[j]): head i of attn0 writes x W_OV[i] into the
+    residual stream (x: what it attends to), and W_B[j] is the d_model x d_model matrix of head j of attn1
+    through which that output reaches what head j computes on the side named by kind:
+    - "q": Q-composition, head i's output is read by head j's queries (the score of that query against any
+      key);
+    - "k": K-composition, head i's output is read by head j's keys (the score of any query against that key);
+    - "v": V-composition, head i's output is read by head j's values (what head j then writes).
+    Each W_B[j] is made of head j's weights only, and multiplies x W_OV[i] from the right, as W_B does in
+    composition_score: which of W_Q, W_K, W_V, W_O it holds, and which way round, is yours to work out.
     Any other kind is a ValueError. The scores are weights analysis, detached from autograd.
 
     Shapes:
@@ -158,8 +167,32 @@ def composition_scores(attn0: nn.Module, attn1: nn.Module, kind: str) -> Float[T
         returns: [heads0, heads1]
 
     Hints (the next one: katas hint composition_scores 2):
-        1. Build the earlier layer's OV circuits and the later layer's reading matrices for kind, each
-           [n_heads, d_model, d_model], then score every pair (i, j).
+        1. Write what head j computes from a residual-stream vector on each side (a query's score against a
+           key, or a value written out) as a product, and substitute x W_OV[i] for the vector read on that
+           side. Which matrix of head j ends up right after x W_OV[i]?
+    """
+    raise NotImplementedError
+
+
+@kata
+def composition_baseline(d_model: int, d_head: int, n_samples: int, generator: torch.Generator) -> Float[Tensor, ""]:
+    """The composition score of random weights: what a score of composition_scores is compared with.
+
+    Average, over n_samples independent draws, composition_score(W_A, W_B) of W_A = W_V W_O and
+    W_B = W_Q W_K^T, where W_V, W_Q, W_K are [d_model, d_head] and W_O is [d_head, d_model], every entry
+    drawn independently from a standard normal distribution with `generator`. Those are the shapes of an
+    OV circuit and of a QK circuit (and of their transposes, whose entries are just as random), so one
+    baseline serves Q-, K- and V-composition; the scale of the draws does not matter, since the score
+    ignores it. Random weights score above 0, the more so the smaller d_model is (about 0.28 for d_model 11
+    and d_head 2, 0.036 at GPT-2 small's 768 and 64): a head pair matters when its score stands out against
+    this number, as ARENA reads its scores.
+
+    Shapes:
+        returns: [] (a scalar in torch's default dtype), the mean score of the n_samples random pairs
+
+    Hints (the next one: katas hint composition_baseline 2):
+        1. Draw all n_samples pairs at once: W_V, W_Q, W_K as [n_samples, d_model, d_head] and W_O as
+           [n_samples, d_head, d_model], each with torch.randn(..., generator=generator).
     """
     raise NotImplementedError
 

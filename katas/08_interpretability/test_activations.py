@@ -578,7 +578,7 @@ def test_repeated_tokens_is_a_random_sequence_followed_by_itself(impl):
     batch, seq_len, d_vocab = 3, 7, 50
     tokens = impl.repeated_tokens(batch, seq_len, d_vocab, torch.Generator().manual_seed(SEED))
     assert tokens.shape == (batch, 2 * seq_len), f"shape {list(tokens.shape)}, expected [{batch}, {2 * seq_len}]"
-    assert not tokens.is_floating_point(), f"dtype {tokens.dtype}: token ids are integers (torch.long)"
+    assert tokens.dtype == torch.int64, f"dtype {tokens.dtype}: token ids are int64 (torch.long), as randint gives"
     assert torch.equal(tokens[:, seq_len:], tokens[:, :seq_len]), (
         f"the second half of each row should repeat its first half:\n{tokens}"
     )
@@ -617,7 +617,7 @@ def test_repeated_tokens_draws_from_the_generator_only(impl):
     assert not torch.equal(first, other), "another generator seed gave the same tokens: draw them from `generator`"
 
 
-# --- previous_token_scores, duplicate_token_scores, induction_scores ---------------------------------
+# --- duplicate_token_scores, induction_scores ----------------------------------------------------------
 
 SEQ_LEN, SCORE_BATCH = 5, 2  # patterns of 2 * SEQ_LEN = 10 positions, N_HEADS heads
 
@@ -643,10 +643,6 @@ def scores_by_loop(pattern: torch.Tensor, pairs: list[tuple[int, int]]) -> torch
     return torch.stack([pattern[:, :, query, key] for query, key in pairs]).mean(dim=(0, 1))
 
 
-def previous_pairs(pos: int) -> list[tuple[int, int]]:
-    return [(query, query - 1) for query in range(1, pos)]
-
-
 def duplicate_pairs(seq_len: int) -> list[tuple[int, int]]:
     return [(query, query - seq_len) for query in range(seq_len, 2 * seq_len)]
 
@@ -666,23 +662,18 @@ def zoo_pattern() -> torch.Tensor:
 
 
 ZOO_HINTS = {
-    "previous_token_scores": "queries 1 .. pos - 1 to keys one to the left; query 0 has no previous token "
-    "(indexing key -1 wraps around to the last key)",
     "duplicate_token_scores": "queries seq_len .. 2 seq_len - 1, each to key q - seq_len (the same token one "
     "copy earlier), not q - seq_len + 1 (that is induction)",
     "induction_scores": "queries seq_len .. 2 seq_len - 1, each to key q - seq_len + 1; not query seq_len - 1 "
     "(offset by one?), not key q - seq_len (that is a duplicate-token head)",
 }
 ZOO_EXPECTED = {
-    "previous_token_scores": [1.0, 0.0, 0.0, 0.0],
     "duplicate_token_scores": [0.0, 1.0, 0.0, 0.0],
     "induction_scores": [0.0, 0.0, 1.0, 0.0],
 }
 
 
 def call_score(impl, kata: str, pattern: torch.Tensor, seq_len: int) -> torch.Tensor:
-    if kata == "previous_token_scores":
-        return impl.previous_token_scores(pattern)
     return getattr(impl, kata)(pattern, seq_len)
 
 
@@ -704,23 +695,6 @@ def check_random(impl, kata: str, pairs: list[tuple[int, int]]) -> None:
         scores_by_loop(pattern, pairs),
         what=f"{kata} of random causal patterns",
         hint=ZOO_HINTS[kata] + "; a mean over the batch and those queries, one score per head",
-    )
-
-
-@pytest.mark.kata("previous_token_scores")
-def test_previous_token_scores_of_heads_of_every_kind(impl):
-    check_zoo(impl, "previous_token_scores")
-
-
-@pytest.mark.kata("previous_token_scores")
-@pytest.mark.parametrize("pos", [2 * SEQ_LEN, 7])
-def test_previous_token_scores_of_random_patterns(impl, pos):
-    pattern = random_causal_pattern(SCORE_BATCH, N_HEADS, pos)
-    assert_close(
-        impl.previous_token_scores(pattern),
-        scores_by_loop(pattern, previous_pairs(pos)),
-        what=f"previous_token_scores of random causal patterns of {pos} positions",
-        hint=ZOO_HINTS["previous_token_scores"] + "; a mean over the batch and those queries, one score per head",
     )
 
 

@@ -555,3 +555,49 @@ def test_logit_diff_recovered_is_1_for_the_clean_run_and_0_for_the_corrupted_one
             + ("clean run" if expected == 1 else "corrupted run"),
             hint="subtract the corrupted run's logit difference on top and below",
         )
+
+
+# --- the hooks of ablate_head, patch_residual and patch_head ------------------------------------------------
+
+
+def spied_run_with_hooks(run_with_hooks, edited_in_place: list[str]):
+    """run_with_hooks whose every hook is watched: the name of each hook that changed the activation it was
+    handed (in place) is appended to edited_in_place."""
+
+    def run(model, tokens, hooks):
+        def watched(name, hook_fn):
+            def hook(activation):
+                before = activation.detach().clone()
+                result = hook_fn(activation)
+                if not torch.equal(activation.detach(), before):
+                    edited_in_place.append(name)
+                return result
+
+            return hook
+
+        return run_with_hooks(model, tokens, {name: watched(name, fn) for name, fn in hooks.items()})
+
+    return run
+
+
+@pytest.mark.kata("ablate_head")
+@pytest.mark.kata("patch_residual")
+@pytest.mark.kata("patch_head")
+@pytest.mark.parametrize("kata", ["ablate_head zero", "ablate_head mean", "patch_residual", "patch_head"])
+def test_hooks_return_a_new_tensor_and_leave_the_activation_they_receive_alone(impl, ours, monkeypatch, kata):
+    edited_in_place: list[str] = []
+    monkeypatch.setattr(
+        impl.activations, "run_with_hooks", spied_run_with_hooks(impl.activations.run_with_hooks, edited_in_place)
+    )
+    clean = random_tokens()
+    corrupted = different_tokens(clean)
+    if kata.startswith("ablate_head"):
+        impl.ablate_head(ours, clean, 1, 2, kind=kata.split()[1])
+    elif kata == "patch_residual":
+        impl.patch_residual(ours, clean, corrupted, 1, 4)
+    else:
+        impl.patch_head(ours, clean, corrupted, 1, 3)
+    assert not edited_in_place, (
+        f"{kata.split()[0]}'s hook changed the activation it received ({edited_in_place}) in place: anything else "
+        "holding that tensor (a cache, another hook, autograd) sees the change. Edit a copy (.clone()) and return it"
+    )
