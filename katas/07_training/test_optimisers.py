@@ -18,7 +18,7 @@ import torch
 import torch._dynamo  # noqa: F401  torch.optim's first optimiser imports it (seconds): do it here, not in a test
 from torch import nn
 
-from katakit.testing import assert_close
+from katakit.testing import assert_close, assert_no_symmetries
 
 SEED = int(os.environ.get("KATAS_SEED", "0"))
 SHAPES = [(3, 5), (7,), (2, 3, 4)]
@@ -764,6 +764,7 @@ def check_groups(groups, model: nn.Module, decayed: set[str], weight_decay: floa
 )
 def test_param_groups_decay_the_matrices_only(impl, make_model, decayed):
     model = make_model()
+    assert_no_symmetries(model, what=f"the test's {make_model.__name__}")
     check_groups(impl.param_groups(model, 0.3), model, decayed, 0.3)
 
 

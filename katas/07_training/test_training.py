@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import BatchSampler, RandomSampler
 
-from katakit.testing import assert_close
+from katakit.testing import assert_close, assert_no_symmetries
 
 SEED = int(os.environ.get("KATAS_SEED", "0"))
 D_VOCAB = 11
@@ -583,6 +583,7 @@ def test_train_matches_a_loop_written_with_torch(impl, case):
     weight_decay, min_lr = options.get("weight_decay", 0.1), options.get("min_lr", TRAIN["max_lr"] / 10)
     train_tokens, val_tokens = random_tokens(60), random_tokens(23)
     ours = TinyLM().eval()
+    assert_no_symmetries(ours, what="the test's TinyLM")
     theirs = copy.deepcopy(ours)
     max_norm = 0.5
     history = impl.train(ours, train_tokens, val_tokens, **TRAIN, generator=generator(), max_norm=max_norm, **options)
