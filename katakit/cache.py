@@ -10,8 +10,10 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from katakit import catalog, workspace
+from katakit.model import TestRecord
 
 FILE = "results.json"
 SHARED = ("conftest.py", "pyproject.toml", catalog.CURRICULUM, "katas/__init__.py", "katas/conftest.py")
@@ -39,34 +41,35 @@ def fingerprint(root: Path, topic: str, side: str) -> str:
     return digest.hexdigest()
 
 
-def _load(root: Path) -> dict:
+def _load(root: Path) -> dict[str, Any]:
     path = root / workspace.FOLDER / FILE
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        stored: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    return stored
 
 
-def lookup(root: Path, topics: list[str], side: str) -> tuple[dict[str, list[dict]], dict[str, str]]:
+def lookup(root: Path, topics: list[str], side: str) -> tuple[dict[str, list[TestRecord]], dict[str, str]]:
     """The cached records of the topics whose fingerprint still matches, and every topic's current
     fingerprint (to store the results of those that run again under)."""
     stored = _load(root)
     fingerprints = {topic: fingerprint(root, topic, side) for topic in topics}
     fresh = {
-        topic: entry["records"]
+        topic: [TestRecord.from_json(record) for record in entry["records"]]
         for topic, current in fingerprints.items()
         if (entry := stored.get(f"{side}/{topic}")) and entry.get("fingerprint") == current
     }
     return fresh, fingerprints
 
 
-def store(root: Path, side: str, fingerprints: dict[str, str], records: list[dict]) -> None:
+def store(root: Path, side: str, fingerprints: dict[str, str], records: list[TestRecord]) -> None:
     """Keep the records of the topics that just ran, under the fingerprints taken before the run."""
     stored = _load(root)
     for topic, current in fingerprints.items():
         stored[f"{side}/{topic}"] = {
             "fingerprint": current,
-            "records": [record for record in records if record["topic"] == topic],
+            "records": [record.to_json() for record in records if record.topic == topic],
         }
     path = workspace.folder(root) / FILE
     path.write_text(json.dumps(stored), encoding="utf-8")

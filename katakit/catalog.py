@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeGuard, TypeVar
 
+from katakit.model import Module
 from katakit.repo import source_file
 
 if sys.version_info >= (3, 11):
@@ -177,7 +178,7 @@ class Kata:
     @property
     def path(self) -> Path:
         """The learner's file, relative to the repository root."""
-        return Path("katas") / self.topic / f"{self.module}.py"
+        return Path(Module(self.topic, self.module).learner_file)
 
     @property
     def task(self) -> str:

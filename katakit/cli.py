@@ -11,7 +11,7 @@
     katas watch [topic]        re-run the tests whenever you save, and redraw
     katas check [--strict]     for CI: exit 1 when an attempted kata is wrong
     katas route [NAME]         the routes through the katas (new to torch: torch-first); take one
-    katas list                 every kata, in learning order
+    katas list                 every kata, in learning order, marked done, to do, failed, waiting...
     katas gpt2 "prompt"        your GPT-2 of topic 06 with OpenAI's weights (downloads 548 MB once)
 
 Every command takes --impl=katas|reference (whose code the tests run against) and --root (the
@@ -29,10 +29,11 @@ from katakit import cache, catalog, display, i18n, manifest, runner, stubs, work
 from katakit.catalog import Catalog
 from katakit.display import Style
 from katakit.impl import IMPLEMENTATIONS, UnknownImplementation, from_env
+from katakit.model import Module, State, TestRecord
 from katakit.names import UnknownName, resolve_kata, resolve_topics
 from katakit.repo import find_root
 from katakit.runner import Run, RunFailed
-from katakit.status import DONE, TODO, WRONG, Status, classify, counts, unmatched_errors
+from katakit.status import Status, classify, counts, unmatched_errors
 
 COMMANDS = (
     "progress",
@@ -180,12 +181,15 @@ def _catalog(root: Path, wanted: list[str], side: str = "katas") -> tuple[Catalo
 
 def _statuses(
     root: Path, wanted: list[str], implementation: str, use_cache: bool = True
-) -> tuple[list[Status], Run | None, list[dict]]:
+) -> tuple[list[Status], Run | None, list[TestRecord]]:
     """Each kata's status in the wanted topics, the pytest run they needed (None when the cache
     answered for all), and the collection errors that belong to no kata module. Only topics whose
-    files changed since their results were saved run again."""
+    files changed since their results were saved run again. The saved results of the topics the
+    wanted ones build on tell which katas there fail, for the katas here that wait on them."""
     found, chosen = _catalog(root, wanted, implementation)
-    fresh, fingerprints = cache.lookup(root, chosen, implementation)
+    earlier = [topic for topic in catalog.topics(root) if topic not in chosen and topic in _needed(root, chosen)]
+    fresh, fingerprints = cache.lookup(root, chosen + earlier, implementation)
+    context = [record for topic in earlier for record in fresh.get(topic, [])]
     if not use_cache:
         fresh = {}
     stale = [topic for topic in chosen if topic not in fresh]
@@ -196,13 +200,20 @@ def _statuses(
         run = runner.run_tests(root, stale, implementation)
         cache.store(root, implementation, {topic: fingerprints[topic] for topic in stale}, run.records)
         records += run.records
-    statuses = classify(found, records, workspace.skipped(root))
+    everything = catalog.read(root, chosen + earlier, implementation) if context else found
+    statuses = classify(everything, records + context, workspace.skipped(root))
+    statuses = [status for status in statuses if status.kata.topic in chosen]
     return statuses, run, unmatched_errors(found, records)
 
 
-def _report_stray(stray: list[dict]) -> None:
+def _needed(root: Path, topics: list[str]) -> set[str]:
+    """The earlier topics that `topics` build on."""
+    return {earlier for topic in topics for earlier in catalog.needed_by(root, topic)}
+
+
+def _report_stray(stray: list[TestRecord]) -> None:
     for error in stray:
-        print(f"katas: could not collect {error['nodeid']}: {error['message']}", file=sys.stderr)
+        print(f"katas: could not collect {error.nodeid}: {error.message}", file=sys.stderr)
 
 
 def _task_text(options: argparse.Namespace, root: Path) -> display.TaskText:
@@ -246,7 +257,7 @@ def _kata(root: Path, wanted: str) -> catalog.Kata:
 
 def test(options: argparse.Namespace, root: Path, implementation: str, style: Style) -> int:
     kata = _kata(root, options.kata)
-    test_file = f"katas/{kata.topic}/test_{kata.module}.py"
+    test_file = Module(kata.topic, kata.module).test_file.as_posix()
     command = [sys.executable, "-m", "pytest", test_file, "--kata", kata.name, f"--impl={implementation}"]
     print(style(" ".join(["pytest", *command[3:]]), "dim"), flush=True)
     return subprocess.run(command, cwd=root, env={**os.environ, "KATAS_ROOT": str(root)}).returncode
@@ -303,9 +314,9 @@ def solution(options: argparse.Namespace, root: Path, implementation: str, style
             file=sys.stderr,
         )
         return EXIT_WRONG
-    reference = root / "reference" / kata.topic / f"{kata.module}.py"
-    print(style(f"# The reference solution of {kata.name}, from {reference.relative_to(root).as_posix()}", "dim"))
-    print(stubs.definition(reference.read_text(encoding="utf-8"), kata.name), end="")
+    reference = Module(kata.topic, kata.module).reference_file
+    print(style(f"# The reference solution of {kata.name}, from {reference}", "dim"))
+    print(stubs.definition((root / reference).read_text(encoding="utf-8"), kata.name), end="")
     return 0
 
 
@@ -378,10 +389,10 @@ def check(options: argparse.Namespace, root: Path, implementation: str, style: S
             level = "error" if options.strict else "warning"
             print(f"::{level} file={warning.partition(':')[0]}::{_annotation(warning)}")
     for error in stray:
-        print(style(f"Error: could not collect {error['nodeid']}: {error['message']}", "red"), file=sys.stderr)
+        print(style(f"Error: could not collect {error.nodeid}: {error.message}", "red"), file=sys.stderr)
     if in_actions:
         for status in statuses:
-            if status.status == WRONG:
+            if status.state is State.FAILED:
                 message = _annotation(f"{status.kata.name}: {display.first_line(status.message, 300)}")
                 print(f"::error file={status.file},line={status.kata.line}::{message}")
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -392,9 +403,11 @@ def check(options: argparse.Namespace, root: Path, implementation: str, style: S
         except OSError as error:
             print(f"katas: could not write the step summary: {error}", file=sys.stderr)
     tally = counts(statuses)
-    unfinished = len(statuses) - tally[DONE]
-    failing = tally[WRONG] or stray or (options.strict and (unfinished or warnings))
-    verdict = f"check: {tally[DONE]} done, {tally[TODO]} to do, {tally[WRONG]} failed"
+    unfinished = len(statuses) - tally[State.DONE]
+    failing = tally[State.FAILED] or tally[State.WAITING] or stray or (options.strict and (unfinished or warnings))
+    verdict = f"check: {tally[State.DONE]} done, {tally[State.TODO]} to do, {tally[State.FAILED]} failed"
+    if tally[State.WAITING]:
+        verdict += f", {tally[State.WAITING]} waiting on a failing kata"
     if options.strict and unfinished:
         verdict += " (--strict: katas still to do fail the check)"
     if options.strict and warnings:
@@ -413,9 +426,7 @@ def listing(options: argparse.Namespace, root: Path, implementation: str, style:
         statuses, _, stray = _statuses(root, options.topics, implementation)
         _report_stray(stray)
     else:
-        found, _ = _catalog(root, options.topics, implementation)
-        statuses = [Status(kata, "", side=found.side) for kata in found.katas]
-    marks = {"": ""} | {name: f"[{name}]" for name in ("done", "to do", "failed", "blocked", "skipped")}
+        statuses = _saved_statuses(root, options.topics, implementation)
     topics = {topic.folder: topic for topic in catalog.curriculum(root)}
     task_text = _task_text(options, root)
     topic = None
@@ -426,13 +437,28 @@ def listing(options: argparse.Namespace, root: Path, implementation: str, style:
             hours = sum(effort.minutes for effort in efforts if effort) / 60
             header = style(topic, "bold") + (f"  (about {hours:.1f} h)" if any(efforts) else "")
             print(("\n" if topic != statuses[0].kata.topic else "") + header)
-        mark = style.status(f"{marks[status.status]:<9}", status.status) + " " if status.status else ""
+        mark = style.status(f"{f'[{status.state}]':<9}", status.state) + " " if status.state else ""
         effort = topics[topic].efforts.get(status.kata.name)
         size = f"{'*' * effort.difficulty:<3} {effort.minutes:>2} min  " if effort else ""
         task = display.first_line(task_text(status.kata), 70)
         print(f"  {mark}{size}{style(status.kata.name, 'cyan'):<{36 if not style.enabled else 45}} {task}")
         print(style(f"      {status.location}", "dim"))
+        if status.state is State.WAITING:
+            print(style(f"      {status.waiting_text}", "yellow"))
     return 0
+
+
+def _saved_statuses(root: Path, wanted: list[str], implementation: str) -> list[Status]:
+    """Each kata's status as the saved results still tell it (no run); None for the topics that
+    changed since."""
+    found, chosen = _catalog(root, wanted, implementation)
+    fresh, _ = cache.lookup(root, chosen, implementation)
+    records = [record for topic in chosen for record in fresh.get(topic, [])]
+    statuses = classify(found, records, workspace.skipped(root))
+    for status in statuses:
+        if status.kata.topic not in fresh:
+            status.state = None
+    return statuses
 
 
 def restore(options: argparse.Namespace, root: Path, implementation: str, style: Style) -> int:

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from typing import TextIO
 
 from katakit.catalog import Kata
+from katakit.model import State
 from katakit.runner import Run
-from katakit.status import BLOCKED, DONE, SKIPPED, TODO, WRONG, Status, counts, next_kata
+from katakit.status import Status, counts, next_kata
 
 TaskText = Callable[[Kata], str]
 
@@ -39,8 +40,17 @@ class Style:
         codes = ";".join(self.CODES[name] for name in names)
         return f"\033[{codes}m{text}\033[0m"
 
-    def status(self, text: str, status: str) -> str:
-        return self(text, {DONE: "green", WRONG: "red", TODO: "dim", BLOCKED: "yellow", SKIPPED: "yellow"}[status])
+    COLOURS = {
+        State.DONE: "green",
+        State.FAILED: "red",
+        State.TODO: "dim",
+        State.WAITING: "yellow",
+        State.BLOCKED: "yellow",
+        State.SKIPPED: "yellow",
+    }
+
+    def status(self, text: str, state: State) -> str:
+        return self(text, self.COLOURS[state])
 
 
 def bar(done: int, wrong: int, total: int, style: Style, width: int = BAR_WIDTH) -> str:
@@ -98,11 +108,11 @@ def progress(
         out.append(_topic_line(topic, [s for s in statuses if s.kata.topic == topic], name_width, style))
     tally = counts(statuses)
     total = len(statuses)
-    percent = f"{100 * tally[DONE] // total}%" if total else "-"
-    overall = bar(tally[DONE], tally[WRONG], total, style, BAR_WIDTH)
-    out.append(f"{'all topics':<{name_width}}  {overall}  {tally[DONE]}/{total} done ({percent})")
+    percent = f"{100 * tally[State.DONE] // total}%" if total else "-"
+    overall = bar(tally[State.DONE], tally[State.FAILED], total, style, BAR_WIDTH)
+    out.append(f"{'all topics':<{name_width}}  {overall}  {tally[State.DONE]}/{total} done ({percent})")
 
-    wrong = [status for status in statuses if status.status == WRONG]
+    wrong = [status for status in statuses if status.state is State.FAILED]
     if wrong:
         out += ["", style(f"Attempted but failing ({len(wrong)}):", "red", "bold")]
         for group in _by_file_failure(wrong):
@@ -113,6 +123,10 @@ def progress(
             out.append(f"      {first_line(group[0].message)}")
             if group[0].at and group[0].at not in group[0].message:
                 out.append(f"      at {group[0].at}")
+    waiting = [status for status in statuses if status.state is State.WAITING]
+    if waiting:
+        out += ["", style(f"Waiting on a kata that fails ({len(waiting)}):", "yellow", "bold")]
+        out += [f"  {status.location}  {style(status.kata.name, 'bold')}  {status.waiting_text}" for status in waiting]
     out.append("")
     out.append(next_section(statuses, style, task))
     return "\n".join(out)
@@ -133,15 +147,17 @@ def _by_file_failure(wrong: list[Status]) -> list[list[Status]]:
 def _topic_line(topic: str, statuses: list[Status], name_width: int, style: Style) -> str:
     tally = counts(statuses)
     total = len(statuses)
-    cells = [f"{tally[DONE]:>3}/{total:<3} done", f"{tally[TODO]:>3} to do"]
-    if tally[WRONG]:
-        cells.append(style(f"{tally[WRONG]:>3} failed", "red"))
-    if tally[SKIPPED]:
-        cells.append(style(f"{tally[SKIPPED]:>3} skipped", "yellow"))
-    if tally[BLOCKED]:
-        blocker = next(s.message for s in statuses if s.status == BLOCKED)
-        cells.append(style(f"{tally[BLOCKED]:>3} {blocker}", "yellow"))
-    return f"{topic:<{name_width}}  {bar(tally[DONE], tally[WRONG], total, style)}  " + "  ".join(cells)
+    cells = [f"{tally[State.DONE]:>3}/{total:<3} done", f"{tally[State.TODO]:>3} to do"]
+    if tally[State.FAILED]:
+        cells.append(style(f"{tally[State.FAILED]:>3} failed", "red"))
+    if tally[State.WAITING]:
+        cells.append(style(f"{tally[State.WAITING]:>3} waiting", "yellow"))
+    if tally[State.SKIPPED]:
+        cells.append(style(f"{tally[State.SKIPPED]:>3} skipped", "yellow"))
+    if tally[State.BLOCKED]:
+        blocker = next(s.message for s in statuses if s.state is State.BLOCKED)
+        cells.append(style(f"{tally[State.BLOCKED]:>3} {blocker}", "yellow"))
+    return f"{topic:<{name_width}}  {bar(tally[State.DONE], tally[State.FAILED], total, style)}  " + "  ".join(cells)
 
 
 def next_section(statuses: list[Status], style: Style, task: TaskText = English) -> str:
@@ -151,8 +167,9 @@ def next_section(statuses: list[Status], style: Style, task: TaskText = English)
         if not statuses:
             return "No katas found."
         tally = counts(statuses)
-        if tally[DONE] < len(statuses):
-            return style(f"Nothing left to do but what is skipped or blocked ({tally[SKIPPED]} skipped).", "yellow")
+        if tally[State.DONE] < len(statuses):
+            skipped = tally[State.SKIPPED]
+            return style(f"Nothing left to do but what is skipped or blocked ({skipped} skipped).", "yellow")
         return style(f"All {len(statuses)} katas done. Well done!", "green", "bold")
     kata = upcoming.kata
     out = [
@@ -161,9 +178,9 @@ def next_section(statuses: list[Status], style: Style, task: TaskText = English)
         "",
         indent(task(kata), "  "),
     ]
-    if upcoming.status == WRONG and upcoming.where == upcoming.file:
+    if upcoming.state is State.FAILED and upcoming.where == upcoming.file:
         out += ["", style("  It fails:", "red") + f"  {upcoming.file} does not load (the error is above)."]
-    elif upcoming.status == WRONG:
+    elif upcoming.state is State.FAILED:
         out += ["", style("  It fails:", "red") + (f"  {upcoming.where}" if upcoming.where else "")]
         if upcoming.at:
             out.append(f"    at {upcoming.at}  (your code)")
@@ -186,14 +203,17 @@ def status_table_markdown(statuses: list[Status], implementation: str, warnings:
         chosen = [s for s in statuses if topic is None or s.kata.topic == topic]
         tally = counts(chosen)
         name = f"**all {len(topics)} topics**" if topic is None else f"`{topic}`"
-        progress_bar = bar(tally[DONE], tally[WRONG], len(chosen), plain, 20).replace("#", "█").replace(".", "░")
-        out.append(
-            f"| {name} | {tally[DONE]}/{len(chosen)} | {tally[TODO]} | {tally[WRONG]} | `{progress_bar[1:-1]}` |"
-        )
-    wrong = [status for status in statuses if status.status == WRONG]
+        done, todo, failed = tally[State.DONE], tally[State.TODO], tally[State.FAILED]
+        progress_bar = bar(done, failed, len(chosen), plain, 20).replace("#", "█").replace(".", "░")
+        out.append(f"| {name} | {done}/{len(chosen)} | {todo} | {failed} | `{progress_bar[1:-1]}` |")
+    wrong = [status for status in statuses if status.state is State.FAILED]
     if wrong:
         out += ["", "### Attempted but failing", ""]
         out += [f"- `{s.location}` **{s.kata.name}**: {first_line(s.message).replace('|', '/')}" for s in wrong]
+    waiting = [status for status in statuses if status.state is State.WAITING]
+    if waiting:
+        out += ["", "### Waiting on a kata that fails", ""]
+        out += [f"- `{s.location}` **{s.kata.name}**: {s.waiting_text}" for s in waiting]
     if warnings:
         out += ["", "### Test files that differ from the shipped ones", ""]
         out += [f"- {warning}" for warning in warnings]

@@ -10,44 +10,44 @@ test marked `@pytest.mark.kata("name")` it
     - reports a learner module that does not compile or import ONCE (file:line, error, the offending
       line), and each test it stops as "blocked by katas/05_attention/attention.py:324 (SyntaxError)"
       (letter B; one summary line per test file, per test with -v);
+    - records which katas each test calls (katakit.calls), and at the end reports a kata whose
+      failing tests all call a kata that fails on its own as waiting on it, one summary line per kata
+      (katakit.blame; the full failures with -vv);
+    - shows first, of a kata's failures, one whose message names a likely mistake, and counts the
+      others ("and 7 more failures of Adam.step: -vv shows them");
     - turns pytest-timeout's failure into "<kata> did not finish within 15 s: an endless loop ...?"
       and fails the kata's further tests at once instead of waiting out each timeout;
     - makes the kata's name a keyword (`-k stable_softmax`) and adds `--kata NAME`.
 
-To-do and blocked tests still count as failed (exit code 1): a kata stays red until it passes. Any
-explicit `--tb=...` (or `--full-trace`) turns the shortened output off: pytest's own, complete
-report, with to-do and blocked tests as ordinary failures and errors.
+To-do, blocked and waiting tests still count as failed (exit code 1): a kata stays red until it
+passes. Any explicit `--tb=...` (or `--full-trace`) turns the shortened output off: pytest's own,
+complete report, with to-do and blocked tests as ordinary failures and errors.
 
-Whatever the output, every test report carries what `katakit.report` records for the `katas`
-command: kata, not_implemented and katas_message, katas_blocked_by, katas_location, katas_timed_out
-(TestReport has a `location` of its own).
+Whatever the output, every test report carries its katakit.model.TestRecord (`katas_record`),
+which katakit.report writes down for the `katas` command. The work is split by job: katakit.explain
+explains a failure, katakit.tracebacks shortens it, katakit.summary writes the terminal's summary.
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import json
-import linecache
 import os
-import re
 import shlex
-import textwrap
-from dataclasses import dataclass, field
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from katakit import promises
-from katakit.repo import SIDES, module_name
+from katakit import calls, promises
+from katakit.explain import BLOCKING, Explainer, Failure, kata_of
+from katakit.model import ERROR, TestRecord
+from katakit.repo import module_name
+from katakit.summary import Summary
 
-TODO, BLOCKED = "to do", "blocked"
-# Set by the `impl` fixture (conftest.py) on the error that stopped the module under test from importing.
-BLOCKING = "_katas_blocks_the_module"
-# pytest-timeout's failure message: "Timeout (>15.0s) from pytest-timeout."
-_TIMEOUT = re.compile(r"Timeout \(>([0-9.eE+-]+)s\)")
-ENDLESS = "{kata} did not finish within {seconds} s: an endless loop (a while loop whose condition never changes)?"
-_HIDDEN_PARTS = {"site-packages", "dist-packages", "katakit"}
+RECORD = "katas_record"  # the TestRecord on each test report
+_CALLS = pytest.StashKey[set[str]]()
 
 
 def mark_blocking(error: BaseException) -> None:
@@ -76,6 +76,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(Katas(config), "katakit-katas")
 
 
+def katas_of(config: pytest.Config) -> Katas:
+    """This run's plugin state."""
+    plugin = config.pluginmanager.get_plugin("katakit-katas")
+    assert isinstance(plugin, Katas)
+    return plugin
+
+
 def _explicit_traceback_style(config: pytest.Config) -> bool:
     """Whether the user chose a traceback style (--tb=..., --full-trace), on the command line or in addopts."""
     if config.option.tbstyle != "auto" or getattr(config.option, "fulltrace", False):
@@ -85,69 +92,23 @@ def _explicit_traceback_style(config: pytest.Config) -> bool:
     return any(arg == "--tb" or arg.startswith("--tb=") or arg in ("--full-trace", "--fulltrace") for arg in arguments)
 
 
-@dataclass(frozen=True)
-class Definition:
-    """A top-level def or class of a learner file, decorators included."""
-
-    name: str
-    first: int  # first line, decorators included
-    line: int  # the `def`/`class` line
-    last: int
-
-
-@dataclass
-class Blocking:
-    """The error that stopped a learner module from importing, as the learner should read it."""
-
-    where: str  # katas/05_attention/attention.py:324
-    kind: str  # SyntaxError
-    message: str  # invalid syntax
-    source: list[str]  # the offending line (and a caret under a syntax error)
-
-    @property
-    def one_line(self) -> str:
-        return f"{self.where}: {self.kind}: {self.message}"
-
-    @property
-    def blocked_by(self) -> str:
-        return f"{self.where} ({self.kind})"
-
-
-@dataclass
-class Failure:
-    """A failed test, explained: what `katakit.report` records, and what the learner sees."""
-
-    message: str
-    not_implemented: bool = False
-    blocked_by: str | None = None
-    location: str | None = None
-    timed_out: bool = False
-    needs: str | None = None  # the other kata's stub that raised NotImplementedError
-    source: list[str] = field(default_factory=list)  # the line that blocks the module
-    longrepr: object = None  # the report to show instead of pytest's (compact mode only)
-
-
 class Katas:
-    """The plugin's state for one pytest run."""
+    """The plugin's state for one pytest run: selection, promises and calls, one record per test."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.root = config.rootpath
-        # Learner modules are imported from the resolved root (katakit.repo.root_of_test): both spellings count.
-        self.roots = list(dict.fromkeys([config.rootpath, config.rootpath.resolve()]))
         self.compact = not _explicit_traceback_style(config)
-        # (test file, kata) -> the test that timed out, and the learner's line it was running
-        self.timed_out: dict[tuple[str, str], tuple[str, str | None]] = {}
-        self.after_timeout: set[str] = set()  # nodeids failed at once because their kata had timed out
-        self._relative: dict[str, str | None] = {}
+        self.explainer = Explainer(config, self.compact)
+        self.summary = Summary(config, self.explainer)
         # kata (module:qualname) -> the arguments with a default it was given another value for
         self.arguments: dict[str, set[str]] | None = {} if config.getoption("katas_arguments") else None
-        self._definitions: dict[str, list[Definition]] = {}
+        self.records: dict[str, TestRecord] = {}  # nodeid -> the first phase that did not pass
+        self._fixture_calls: dict[Any, set[str]] = {}  # fixture definition -> the katas its setup called
 
     # --- selection --------------------------------------------------------------------------------
 
     def pytest_itemcollected(self, item: pytest.Item) -> None:
-        name = _kata(item)
+        name = kata_of(item)
         if name:
             item.extra_keyword_matches.add(name)
 
@@ -158,49 +119,61 @@ class Katas:
         keep: list[pytest.Item] = []
         drop: list[pytest.Item] = []
         for item in items:
-            (keep if _kata(item) in wanted else drop).append(item)
+            (keep if kata_of(item) in wanted else drop).append(item)
         if drop:
             config.hook.pytest_deselected(items=drop)
             items[:] = keep
 
-    # --- running ----------------------------------------------------------------------------------
+    # --- running: promises and calls --------------------------------------------------------------
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        name = _kata(item)
-        if name and (str(item.path), name) in self.timed_out:
-            self.after_timeout.add(item.nodeid)
-            pytest.fail(f"{name} already timed out in {self.timed_out[(str(item.path), name)][0]}", pytrace=False)
+        already = self.explainer.timed_out_before(item)
+        if already:
+            pytest.fail(already, pytrace=False)
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_call(self, item: pytest.Item):
-        with self._promises(item):
+    def pytest_fixture_setup(self, fixturedef: Any) -> Generator[None, Any, Any]:
+        """Note the katas a fixture calls (a model trained once for a module's tests): each test
+        that uses the fixture called them."""
+        with calls.recording(self._fixture_calls.setdefault(fixturedef, set())):
+            return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        with self._promises(item), calls.recording(item.stash.setdefault(_CALLS, set())):
             return (yield)
 
     @contextlib.contextmanager
-    def _promises(self, item: pytest.Item):
+    def _promises(self, item: pytest.Item) -> Iterator[None]:
         """Check the katas' promises (katakit.promises) in a kata test, and record the arguments
         they are called with when asked to (--katas-arguments)."""
         with contextlib.ExitStack() as stack:
-            if _kata(item) and item.get_closest_marker("benchmark") is None:
+            if kata_of(item) and item.get_closest_marker("benchmark") is None:
                 stack.enter_context(promises.checking())
             if self.arguments is not None:
                 stack.enter_context(promises.recording(self.arguments))
             yield
 
-    def pytest_sessionfinish(self) -> None:
-        target = self.config.getoption("katas_arguments")
-        if target and self.arguments is not None:
-            used = {kata: sorted(names) for kata, names in sorted(self.arguments.items())}
-            Path(target).write_text(json.dumps(used, indent=1) + "\n", encoding="utf-8")
+    def _calls_of(self, item: pytest.Item) -> list[str]:
+        """Every kata the test called, in its body or in the fixtures it uses."""
+        in_test: set[str] = item.stash.setdefault(_CALLS, set())
+        called = set(in_test)
+        info = getattr(item, "_fixtureinfo", None)
+        for definitions in getattr(info, "name2fixturedefs", {}).values():
+            for definition in definitions:
+                called |= self._fixture_calls.get(definition, set())
+        return sorted(called)
+
+    # --- one record per test ----------------------------------------------------------------------
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
         failure = None
         excinfo = call.excinfo
         if excinfo is not None and call.when in ("setup", "call") and not excinfo.errisinstance(pytest.skip.Exception):
             try:
-                failure = self._explain(item, excinfo)
+                failure = self.explainer.explain(item, excinfo)
             except Exception:  # a failure this plugin cannot explain is still a failure, reported by pytest
                 failure = None
         if failure is not None and failure.longrepr is not None:
@@ -214,335 +187,66 @@ class Katas:
         finally:
             item.__dict__.pop("repr_failure", None)
             item.__dict__.pop("_repr_failure_py", None)
-        report.kata = _kata(item)
-        report.not_implemented = False
-        report.katas_blocked_by = None
-        report.katas_location = None
-        report.katas_timed_out = False
-        report.katas_message = None
-        if failure is not None and report.failed:
-            report.not_implemented = failure.not_implemented
-            report.katas_blocked_by = failure.blocked_by
-            report.katas_location = failure.location
-            report.katas_timed_out = failure.timed_out
-            report.katas_message = failure.message
-            report.katas_needs = failure.needs
-            report.katas_source = failure.source
+        record = self._record(report, kata_of(item), failure if report.failed else None)
+        record.calls = self._calls_of(item)
+        setattr(report, RECORD, record)
         return report
 
-    def _explain(self, item: pytest.Item, excinfo: pytest.ExceptionInfo) -> Failure:
-        """What went wrong, in the learner's terms, and (in compact mode) the report to show."""
-        error = excinfo.value
-        kata = _kata(item)
-        compact = self.compact and kata is not None
-        if item.nodeid in self.after_timeout:
-            location = self.timed_out.get((str(item.path), kata), ("", None))[1] if kata else None
-            return Failure(str(error), location=location, timed_out=True)
-        if getattr(error, BLOCKING, False):
-            blocking = self._blocking(item, excinfo)
-            return Failure(
-                blocking.one_line,
-                blocked_by=blocking.blocked_by,
-                location=blocking.where if ":" in blocking.where else None,
-                source=blocking.source,
-                longrepr=f"blocked by {blocking.blocked_by}" if compact else None,
-            )
-        entries = list(excinfo.traceback)
-        learner = [entry for entry in entries if self._learner_file(entry.path)]
-        if isinstance(error, NotImplementedError) and entries and self._learner_file(entries[-1].path):
-            location = self._where(entries[-1])
-            return Failure(
-                excinfo.exconly(tryshort=True),
-                not_implemented=True,
-                location=location,
-                needs=self._needs(item, entries[-1]),
-                longrepr=f"to do: {kata} ({location})" if compact else None,
-            )
-        timeout = _TIMEOUT.match(str(error)) if isinstance(error, pytest.fail.Exception) else None
-        if timeout and kata:
-            location = self._where(learner[-1]) if learner else None
-            message = ENDLESS.format(kata=kata, seconds=f"{float(timeout.group(1)):g}")
-            stopped = f"Stopped at {location}." if location else ""
-            self.timed_out[(str(item.path), kata)] = (item.name, location)
-            shown = [message, stopped] if stopped else [message]
-            return Failure(
-                f"{message} {stopped}".strip(),
-                location=location,
-                timed_out=True,
-                longrepr=self._short(excinfo, replace_message=shown) if compact else None,
-            )
-        your_code = None
-        if learner:
-            location = self._where(learner[-1])
-        else:
-            your_code = self._kata_function(excinfo) or self._kata_definition(item, kata)
-            location = your_code[0] if your_code else None
-        trailer = f"your code: {your_code[0]} ({your_code[1]})" if your_code else None
-        return Failure(
-            excinfo.exconly(tryshort=True),
-            location=location,
-            longrepr=self._short(excinfo, trailer=trailer) if compact else None,
-        )
+    @staticmethod
+    def _record(
+        report: pytest.TestReport | pytest.CollectReport, kata: str | None, failure: Failure | None
+    ) -> TestRecord:
+        """The record of one phase of a test (setup, call, teardown) or of a test file's collection."""
+        path = Path(report.fspath)
+        in_call = isinstance(report, pytest.TestReport) and report.when == "call"
+        outcome = report.outcome if in_call or report.skipped or report.passed else ERROR
+        record = TestRecord(report.nodeid, path.parent.name, module_name(path), kata, outcome)
+        if not report.failed:
+            return record
+        if failure is None:
+            crash = getattr(report.longrepr, "reprcrash", None)
+            lines = str(report.longrepr).strip().splitlines()
+            record.message = crash.message if crash is not None else (lines[-1] if lines else "")
+            return record
+        record.message = failure.message
+        record.not_implemented = failure.not_implemented
+        record.blocked_by = failure.blocked_by
+        record.location = failure.location
+        record.timed_out = failure.timed_out
+        record.needs = failure.needs
+        record.source = failure.source
+        return record
 
-    # --- the short report -------------------------------------------------------------------------
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        record: TestRecord | None = getattr(report, RECORD, None)
+        earlier = self.records.get(report.nodeid)
+        if record is None or (earlier is not None and earlier.outcome != "passed"):
+            return
+        if report.when == "call" or report.skipped or report.failed:
+            self.records[report.nodeid] = record
 
-    def _shown(self, entry) -> bool:
-        """Whether a traceback entry is worth a learner's eyes: a file of this repository, not katakit's."""
-        relative = self._relative_path(entry.path)
-        if relative is None:
-            return False
-        parts = relative.split("/")
-        return not any(part.startswith(".") or part in _HIDDEN_PARTS for part in parts)
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.records[report.nodeid] = self._record(report, None, None)
 
-    def _short(
-        self, excinfo: pytest.ExceptionInfo, trailer: str | None = None, replace_message: list[str] | None = None
-    ):
-        """pytest's short report of the failure, through the learner's and the test's frames only,
-        without the chained exceptions; None when none of the frames is ours (pytest's report says more)."""
-        shown = [entry for entry in excinfo.traceback if self._shown(entry)]
-        if not shown:
-            return None
-        try:
-            absolute = Path.cwd() != self.root
-        except OSError:
-            absolute = True
-        short = excinfo.getrepr(
-            style="short",
-            chain=False,
-            abspath=absolute,
-            tbfilter=lambda info: info.traceback.filter(self._shown),
-            showlocals=bool(self.config.getoption("showlocals", False)),
-            funcargs=False,
-        )
-        traceback = getattr(short, "reprtraceback", None)
-        entries = getattr(traceback, "reprentries", None)
-        if traceback is None or not entries:
-            return None
-        if len(shown) == len(entries):  # a statement over several lines (an assert_close(...) call) in full
-            for entry, lines in zip(shown, entries, strict=True):
-                statement = _statement(entry)
-                if len(statement) > 1:
-                    lines.lines = [f"    {line}" for line in statement] + [
-                        line for line in lines.lines if line.startswith("E   ")
-                    ]
-        if replace_message is not None:
-            last = entries[-1]
-            last.lines = [line for line in last.lines if not line.startswith("E   ")]
-            last.lines += [f"E   {line}" for line in replace_message]
-            if short.reprcrash is not None:
-                short.reprcrash.message = replace_message[0]
-        if trailer and not traceback.extraline:
-            traceback.extraline = trailer
-        return short
-
-    # --- what the traceback says ------------------------------------------------------------------
-
-    def _relative_path(self, path: Path | str) -> str | None:
-        """`katas/05_attention/attention.py` for a file in the repository, None for one outside it."""
-        key = str(path)
-        if key not in self._relative:
-            relative = None
-            if isinstance(path, Path) or os.path.isabs(key):
-                for root in self.roots:
-                    with contextlib.suppress(ValueError):
-                        relative = Path(key).relative_to(root).as_posix()
-                        break
-            self._relative[key] = relative
-        return self._relative[key]
-
-    def _learner_file(self, path: Path | str) -> bool:
-        """A learner's file: a .py under katas/ or reference/ that is not a test (nor a benchmark, nor a conftest)."""
-        relative = self._relative_path(path)
-        if relative is None or not relative.endswith(".py"):
-            return False
-        parts = relative.split("/")
-        name = parts[-1]
-        return parts[0] in SIDES and not name.startswith(("test_", "benchmark_")) and name != "conftest.py"
-
-    def _where(self, entry) -> str:
-        return f"{self._relative_path(entry.path)}:{entry.lineno + 1}"
-
-    def _definitions_of(self, path: Path) -> list[Definition]:
-        key = str(path)
-        if key not in self._definitions:
-            found: list[Definition] = []
-            try:
-                tree = ast.parse(path.read_text(encoding="utf-8"))
-            except (OSError, SyntaxError, ValueError):
-                tree = None
-            for node in tree.body if tree else ():
-                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                    first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-                    found.append(Definition(node.name, first, node.lineno, node.end_lineno or node.lineno))
-            self._definitions[key] = found
-        return self._definitions[key]
-
-    def _learner_module(self, item: pytest.Item) -> Path | None:
-        """The module under test of a kata test: `<side>/<topic>/<module>.py`."""
-        path = Path(item.path)
-        if path.parent.parent.name != "katas":
-            return None
-        side = getattr(self.config.option, "impl", None)
-        return self.root / (side if side in SIDES else "katas") / path.parent.name / f"{module_name(path)}.py"
-
-    def _needs(self, item: pytest.Item, entry) -> str | None:
-        """The stub that raised, when it is not the test's own kata: `MultiHeadAttention.forward`."""
-        code = entry.frame.code.raw
-        name = getattr(code, "co_qualname", code.co_name)
-        line = entry.lineno + 1
-        owner = next((d.name for d in self._definitions_of(Path(entry.path)) if d.first <= line <= d.last), None)
-        kata = _kata(item)
-        own_file = self._learner_module(item)
-        if owner == kata and (
-            own_file is None
-            or self._relative_path(entry.path) == self._relative_path(own_file)
-            or not own_file.is_file()
-        ):
-            return None
-        return name if owner is None or name.split(".")[0] == owner else f"{owner} ({name})"
-
-    def _kata_function(self, excinfo: pytest.ExceptionInfo) -> tuple[str, str] | None:
-        """The learner's function whose return value jaxtyping rejected, from jaxtyping's own frame
-        (its `fn`): the function has returned, so it is on no stack."""
-        for entry in reversed(excinfo.traceback):
-            if self._shown(entry):
-                break  # the error came from the test's own code
-            try:
-                fn = entry.frame.f_locals.get("fn")
-            except Exception:
-                continue
-            code = getattr(fn, "__code__", None)
-            if code is not None and self._learner_file(code.co_filename):
-                relative = self._relative_path(code.co_filename)
-                line = code.co_firstlineno
-                for definition in self._definitions_of(Path(code.co_filename)):
-                    if definition.first == line:
-                        line = definition.line  # the `def` line, not its decorator's
-                        break
-                else:
-                    line = _skip_decorators(code.co_filename, line)
-                return f"{relative}:{line}", getattr(fn, "__qualname__", code.co_name)
-        return None
-
-    def _kata_definition(self, item: pytest.Item, kata: str | None) -> tuple[str, str] | None:
-        """Where the test's kata is defined in the module under test: `katas/01_x/x.py:17`."""
-        module = self._learner_module(item)
-        if not kata or module is None:
-            return None
-        for definition in self._definitions_of(module):
-            if definition.name == kata:
-                return f"{self._relative_path(module)}:{definition.line}", kata
-        return None
-
-    def _blocking(self, item: pytest.Item, excinfo: pytest.ExceptionInfo) -> Blocking:
-        error = excinfo.value
-        kind = type(error).__name__
-        if isinstance(error, SyntaxError) and error.filename:
-            path = self._relative_path(os.path.abspath(error.filename)) or error.filename
-            where = f"{path}:{error.lineno}" if error.lineno else path
-            return Blocking(where, kind, str(error.msg), _syntax_source(error))
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        learner = [entry for entry in excinfo.traceback if self._learner_file(entry.path)]
-        if learner:
-            entry = learner[-1]
-            source = linecache.getline(str(entry.path), entry.lineno + 1).strip()
-            return Blocking(self._where(entry), kind, message, [f"    {source}"] if source else [])
-        module = self._learner_module(item)
-        where = (self._relative_path(module) if module is not None else None) or item.nodeid.split("::")[0]
-        return Blocking(where, kind, message, [])
-
-    # --- the terminal -----------------------------------------------------------------------------
+    # --- the end of the run -----------------------------------------------------------------------
 
     @pytest.hookimpl(tryfirst=True)
-    def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config):
-        if not self.compact or not report.failed or report.when not in ("setup", "call"):
-            return None
-        if getattr(report, "not_implemented", False) and getattr(report, "kata", None):
-            return TODO, "T", ("TO DO", {"yellow": True})
-        if getattr(report, "katas_blocked_by", None):
-            return BLOCKED, "B", ("BLOCKED", {"red": True})
-        if report.nodeid in self.after_timeout:
-            return "failed", "F", "FAILED"
-        return None
-
-    def pytest_terminal_summary(self, terminalreporter) -> None:
+    def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
         if not self.compact:
-            return
-        self._summarise_blocked(terminalreporter, terminalreporter.stats.get(BLOCKED, []))
-        self._summarise_todo(terminalreporter, terminalreporter.stats.get(TODO, []))
+            return None
+        return self.summary.teststatus(report, getattr(report, RECORD, None))
 
-    def _summarise_blocked(self, terminal, reports: list) -> None:
-        if not reports:
-            return
-        terminal.write_sep("=", "blocked: a learner file does not compile or import", red=True, bold=True)
-        by_error: dict[str, list] = {}
-        for report in reports:
-            by_error.setdefault(report.katas_message, []).append(report)
-        for message, blocked in by_error.items():
-            terminal.write_line(message, red=True, bold=True)
-            for line in getattr(blocked[0], "katas_source", []):
-                terminal.write_line(line)
-            if terminal.verbosity > 0:  # each test on a line of its own
-                for report in blocked:
-                    terminal.write_line(f"{report.nodeid}: blocked by {report.katas_blocked_by}")
-                continue
-            per_file: dict[str, int] = {}
-            for report in blocked:
-                test_file = report.nodeid.split("::")[0]
-                per_file[test_file] = per_file.get(test_file, 0) + 1
-            for test_file, count in per_file.items():
-                tests = "1 test" if count == 1 else f"{count} tests"
-                terminal.write_line(f"{test_file}: {tests} blocked by {blocked[0].katas_blocked_by}")
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self) -> None:
+        """Decide which katas wait on another (now that every test has run), before the records are
+        written (katakit.report) and the terminal's summary is drawn."""
+        self.summary.finish(list(self.records.values()), self.compact)
+        target = self.config.getoption("katas_arguments")
+        if target and self.arguments is not None:
+            used = {kata: sorted(names) for kata, names in sorted(self.arguments.items())}
+            Path(target).write_text(json.dumps(used, indent=1) + "\n", encoding="utf-8")
 
-    def _summarise_todo(self, terminal, reports: list) -> None:
-        katas: dict[tuple[str, str], pytest.TestReport] = {}
-        for report in reports:
-            katas.setdefault((report.nodeid.split("::")[0], report.kata), report)
-        if not katas:
-            return
-        terminal.write_sep("=", "to do: these stubs still raise NotImplementedError", yellow=True)
-        for (_, kata), report in katas.items():
-            needs = getattr(report, "katas_needs", None)
-            where = f"needs {needs}, {report.katas_location}" if needs else report.katas_location
-            terminal.write_line(f"to do: {kata} ({where})")
-        terminal.write_line("Replace the `raise NotImplementedError` at that line with your code, then run pytest.")
-
-
-def _kata(item: pytest.Item) -> str | None:
-    marker = item.get_closest_marker("kata")
-    return marker.args[0] if marker is not None and marker.args else None
-
-
-def _statement(entry, most: int = 8) -> list[str]:
-    """The source of a traceback entry's whole statement, dedented, at most `most` lines."""
-    try:
-        lines = textwrap.dedent(str(entry.statement)).rstrip().splitlines()
-    except Exception:
-        return []
-    return lines if len(lines) <= most else [*lines[: most - 1], "..."]
-
-
-def _skip_decorators(filename: str, line: int) -> int:
-    """The `def` line of a function whose code starts at its first decorator."""
-    for number in range(line, line + 20):
-        text = linecache.getline(filename, number).strip()
-        if text and not text.startswith("@"):
-            return number
-    return line
-
-
-def _syntax_source(error: SyntaxError) -> list[str]:
-    """The line of a syntax error, with a caret under the offending text."""
-    text = (error.text or "").rstrip("\n")
-    if not text.strip():
-        return []
-    stripped = text.lstrip()
-    indent = len(text) - len(stripped)
-    lines = [f"    {stripped.rstrip()}"]
-    if error.offset:
-        start = max(0, error.offset - 1 - indent)
-        end_offset = getattr(error, "end_offset", None)
-        same_line = getattr(error, "end_lineno", error.lineno) == error.lineno
-        width = end_offset - error.offset if end_offset and same_line and end_offset > error.offset else 1
-        lines.append("    " + " " * start + "^" * width)
-    return lines
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.compact:
+            self.summary.write(terminalreporter)

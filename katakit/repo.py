@@ -10,7 +10,9 @@ Nothing here is global state: every function takes the root it works on.
 import os
 from pathlib import Path
 
-SIDES = ("katas", "reference")
+from katakit.model import SIDES as SIDES  # katas/ and reference/, re-exported
+from katakit.model import Module
+
 TEST_PREFIXES = ("test_", "benchmark_")
 
 
@@ -46,4 +48,4 @@ def root_of_test(test_file: Path) -> Path:
 
 def source_file(root: Path, side: str, topic: str, module: str) -> Path:
     """`<root>/<side>/<topic>/<module>.py`."""
-    return root / side / topic / f"{module}.py"
+    return Module(topic, module).at(root, side)

@@ -1,6 +1,7 @@
 """Run the kata tests of some topics in a pytest process, and bring back one record per test.
 
-pytest runs with the `katakit.report` plugin, which writes the records (see there) to a JSON file.
+pytest runs with the `katakit.report` plugin, which writes the records (katakit.model.TestRecord)
+to a JSON file.
 The process is a fresh `python -m pytest`, or, for `katas watch` on Linux, a child forked from the
 watching process, which has already imported torch, pytest and the other heavy libraries
 (`preload`), so a re-run does not pay for them again. The watching process never imports a kata
@@ -11,7 +12,6 @@ module or a test, so each child imports the learner's files afresh. fork is Linu
 import ast
 import contextlib
 import importlib
-import json
 import os
 import signal
 import subprocess
@@ -23,8 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from katakit import report as reporting
 from katakit.catalog import Topic
+from katakit.model import TestRecord
 
+# Set in a run that judges the katas other topics call (katakit.summary): it judges no further.
+NOT_FOLLOWING = "KATAS_NOT_FOLLOWING_CALLS"
 LIBRARIES = ("torch", "numpy", "einops", "jaxtyping", "typeguard", "pytest", "_pytest.python")
 
 
@@ -34,13 +38,16 @@ class RunFailed(RuntimeError):
 
 @dataclass
 class Run:
-    records: list[dict]
+    records: list[TestRecord]
     seconds: float
     topics: list[str]
 
 
-def pytest_arguments(topics: list[str], implementation: str, report: Path) -> list[str]:
-    """pytest's arguments to run the tests of `topics` and write their records to `report`."""
+def pytest_arguments(
+    topics: list[str], implementation: str, report: Path, fast_only: bool = False, deselect: tuple[str, ...] = ()
+) -> list[str]:
+    """pytest's arguments to run the tests of `topics` and write their records to `report`;
+    `fast_only` leaves out the slow tests (trainings), `deselect` these tests."""
     return [
         *[f"katas/{topic}" for topic in topics],
         f"--impl={implementation}",
@@ -53,25 +60,39 @@ def pytest_arguments(topics: list[str], implementation: str, report: Path) -> li
         "-p",
         "katakit.report",
         f"--katas-report={report}",
+        *(["-m", "not slow"] if fast_only else []),
+        *[f"--deselect={nodeid}" for nodeid in deselect],
     ]
 
 
-def run_tests(root: Path, topics: list[str], implementation: str = "katas", forked: bool = False) -> Run:
+def run_tests(
+    root: Path,
+    topics: list[str],
+    implementation: str = "katas",
+    forked: bool = False,
+    fast_only: bool = False,
+    following: bool = True,
+    deselect: tuple[str, ...] = (),
+) -> Run:
     """Run the kata tests of `topics` in `root` and return their records.
 
     With `forked` (and where fork is available), pytest runs in a child forked from this process.
+    `fast_only` leaves the slow tests out, `deselect` these tests; without `following`, the run does
+    not judge the katas of other topics its failing tests call (katakit.summary).
     """
     started = time.perf_counter()
     if not topics:
         return Run([], 0.0, [])
     env = {**os.environ, "KATAS_ROOT": str(root)}
     env.pop("KATAS_IMPL", None)
+    if not following:
+        env[NOT_FOLLOWING] = "1"
     with tempfile.TemporaryDirectory(prefix="katas-") as scratch:
         report = Path(scratch) / "report.json"
         with (Path(scratch) / "log.txt").open("w+", encoding="utf-8") as log:
-            arguments = pytest_arguments(topics, implementation, report)
+            arguments = pytest_arguments(topics, implementation, report, fast_only, deselect)
             if forked and can_fork():
-                process: Child | subprocess.Popen = Child(root, arguments, env, log)
+                process: Child | subprocess.Popen[bytes] = Child(root, arguments, env, log)
             else:
                 command = [sys.executable, "-m", "pytest", *arguments]
                 process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -85,7 +106,7 @@ def run_tests(root: Path, topics: list[str], implementation: str = "katas", fork
                 log.seek(0)
                 tail = "\n".join(log.read().strip().splitlines()[-15:])
                 raise RunFailed(f"pytest could not run the kata tests (exit code {code}):\n{tail}")
-        records = json.loads(report.read_text(encoding="utf-8"))
+        records = reporting.read(report)
     return Run(records, time.perf_counter() - started, list(topics))
 
 

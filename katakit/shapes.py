@@ -17,7 +17,7 @@ from typing import TypeVar
 from jaxtyping import jaxtyped
 from typeguard import check_type
 
-from katakit import promises
+from katakit import calls, promises
 
 F = TypeVar("F", bound=Callable)
 
@@ -55,6 +55,7 @@ def kata(fn: F) -> F:
 
     @functools.wraps(fn)
     def kept_promises(*args, **kwargs):
+        calls.note(fn)  # which katas a test calls: blame follows them (katakit.blame)
         return promises.call(fn, signature, args, kwargs, checked)
 
     return typing.cast(F, kept_promises)

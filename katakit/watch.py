@@ -15,6 +15,7 @@ from pathlib import Path
 import watchfiles
 
 from katakit import cache, catalog, runner, workspace
+from katakit.model import TestRecord
 from katakit.runner import RunFailed
 from katakit.status import Status, classify
 
@@ -54,7 +55,7 @@ def watch(
     if runner.can_fork():  # re-runs fork from this process: import the heavy libraries once, here
         runner.preload(root, [topic for topic in catalog.curriculum(root) if topic.folder in scope])
     fresh, _ = cache.lookup(root, scope, implementation)
-    records: dict[str, list[dict]] = dict(fresh)
+    records: dict[str, list[TestRecord]] = dict(fresh)
     pending = [topic for topic in scope if topic not in fresh]
     header = "saved results: nothing changed since they ran"
     folders = [root / "katas", *([root / "reference"] if implementation == "reference" else [])]
@@ -73,7 +74,7 @@ def watch(
         pending = to_rerun(root, changed_topics(root, {path for _, path in batch}), scope)
 
 
-def _run(root: Path, topics: list[str], implementation: str, records: dict[str, list[dict]]) -> str:
+def _run(root: Path, topics: list[str], implementation: str, records: dict[str, list[TestRecord]]) -> str:
     """Run `topics` in a forked child, keep their records, and say what ran."""
     started = datetime.now().strftime("%H:%M:%S")
     fingerprints = {topic: cache.fingerprint(root, topic, implementation) for topic in topics}
@@ -82,6 +83,6 @@ def _run(root: Path, topics: list[str], implementation: str, records: dict[str, 
     except RunFailed as error:
         return f"{started}  {error}"
     for topic in topics:
-        records[topic] = [record for record in run.records if record["topic"] == topic]
+        records[topic] = [record for record in run.records if record.topic == topic]
     cache.store(root, implementation, fingerprints, run.records)
     return f"{started}  ran {', '.join(topics)} in {run.seconds:.1f} s"

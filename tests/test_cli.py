@@ -11,10 +11,12 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from katakit import cache, catalog, cli, manifest, names, runner, status, stubs, workspace
+from katakit.model import State, TestRecord
 
 REAL = Path(__file__).resolve().parents[1]
 TOY, LATER = "09_toy", "10_later"
@@ -359,44 +361,46 @@ def test_an_endless_loop_is_stopped_and_reported(repo, capsys, monkeypatch):
     assert "double" in out and "did not finish within 2" in out, out
 
 
-def _record(kata: str | None, outcome: str, not_implemented: bool = False, **extra: object) -> dict:
-    """A record as katakit.report writes it, for a test of the toy topic."""
+def _record(kata: str | None, outcome: str, not_implemented: bool = False, **extra: Any) -> TestRecord:
+    """A record as katakit.plugin makes it, for a test of the toy topic."""
     failed = outcome in ("failed", "error")
-    return {
-        "nodeid": f"katas/09_toy/test_toy.py::test_{kata}_{outcome}",
-        "topic": TOY,
-        "module": "toy",
-        "kata": kata,
-        "outcome": outcome,
-        "not_implemented": not_implemented,
-        "message": ("NotImplementedError" if not_implemented else "AssertionError: no") if failed else "",
-        **extra,
-    }
+    return TestRecord(
+        **{
+            "nodeid": f"katas/09_toy/test_toy.py::test_{kata}_{outcome}",
+            "topic": TOY,
+            "module": "toy",
+            "kata": kata,
+            "outcome": outcome,
+            "not_implemented": not_implemented,
+            "message": ("NotImplementedError" if not_implemented else "AssertionError: no") if failed else "",
+            **extra,
+        }
+    )
 
 
 def test_a_kata_is_done_to_do_failed_blocked_or_skipped_from_its_test_records(pristine):
     found = catalog.read(pristine, [TOY])
 
-    def statuses(*records: dict, skipped: frozenset[str] = frozenset()) -> list[str]:
-        return [each.status for each in status.classify(found, list(records), skipped)]
+    def statuses(*records: TestRecord, skipped: frozenset[str] = frozenset()) -> list[State | None]:
+        return [each.state for each in status.classify(found, list(records), skipped)]
 
-    done, todo, failed = status.DONE, status.TODO, status.WRONG
+    done, todo, failed = State.DONE, State.TODO, State.FAILED
     assert statuses(_record("double", "passed"), _record("halve", "failed", True)) == [done, todo]
     assert statuses(_record("double", "passed"), _record("double", "failed"), _record("halve", "error")) == [failed] * 2
     assert statuses(_record("double", "skipped"), _record("double", "passed")) == [done, todo], "skips do not count"
     assert statuses(_record("double", "skipped")) == [todo, todo], "no test ran: nothing shows it done"
     assert statuses(_record("double", "passed"), _record("double", "failed", True)) == [todo, todo], "partly done"
-    collection = {**_record(None, "error"), "nodeid": "katas/09_toy/test_toy.py"}
+    collection = _record(None, "error", nodeid="katas/09_toy/test_toy.py")
     classified = status.classify(found, [collection, _record("double", "passed")])
-    assert [s.status for s in classified] == [failed, failed], "a test file that does not load fails its katas"
+    assert [s.state for s in classified] == [failed, failed], "a test file that does not load fails its katas"
     assert "could not be loaded" in classified[0].message
     elsewhere = _record("double", "error", blocked_by="katas/05_x/x.py:3 (SyntaxError)")
     own = _record("halve", "error", blocked_by="katas/09_toy/toy.py:3 (SyntaxError)")
-    assert statuses(elsewhere, own) == [status.BLOCKED, failed], "blocked by another file; broken in its own"
+    assert statuses(elsewhere, own) == [State.BLOCKED, failed], "blocked by another file; broken in its own"
     skipped = frozenset({f"{TOY}/halve", f"{TOY}/double"})
     assert statuses(_record("double", "passed"), _record("halve", "failed"), skipped=skipped) == [
         done,
-        status.SKIPPED,
+        State.SKIPPED,
     ], "a skipped kata shows as skipped unless it is done"
 
 

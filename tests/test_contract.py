@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from katakit import catalog, i18n, impl, stubs
+from katakit.model import TestRecord
 from katakit.repo import is_test_file
 from katakit.runner import run_tests
 
@@ -31,7 +32,7 @@ TOPIC_IMPORT = re.compile(r"""["']\.\.(\d\d_\w+)\.""")
 
 
 @pytest.fixture(scope="session")
-def stub_results() -> list[dict]:
+def stub_results() -> list[TestRecord]:
     """Run every kata test against the untouched stubs, once, and return one record per test."""
     return run_tests(ROOT, catalog.topics(ROOT), "katas").records
 
@@ -64,21 +65,21 @@ def test_curriculum_toml_declares_every_topic_module_and_dependency(side):
 
 
 def test_no_kata_test_passes_on_the_stubs(stub_results):
-    passed = [r["nodeid"] for r in stub_results if r["outcome"] == "passed"]
+    passed = [r.nodeid for r in stub_results if r.outcome == "passed"]
     assert stub_results, "no kata test ran against the stubs"
     assert not passed, f"these tests pass on the untouched stubs, so they cannot tell a learner anything: {passed}"
 
 
 def test_every_stub_failure_is_not_implemented(stub_results):
     wrong = [
-        f"{r['nodeid']}: {r['message']}" for r in stub_results if r["outcome"] != "skipped" and not r["not_implemented"]
+        f"{r.nodeid}: {r.message}" for r in stub_results if r.outcome != "skipped" and not r.not_implemented
     ]
     assert not wrong, "these fail on the stubs for another reason than NotImplementedError:\n" + "\n".join(wrong)
 
 
 def test_every_test_names_a_kata_and_every_kata_has_a_test(stub_results):
     known = {(kata.topic, kata.module, kata.name) for kata in KATAS}
-    tested = {(r["topic"], r["module"], r["kata"]) for r in stub_results}
+    tested = {(r.topic, r.module, r.kata) for r in stub_results}
     assert not tested - known, f"tests marked with a kata that does not exist: {sorted(tested - known)}"
     assert not known - tested, f"katas without a test: {sorted(known - tested)}"
 
