@@ -140,8 +140,9 @@ def _check_global(run: Draw, name: str, seed: int, sampler: str, *, none: bool) 
 def _check_independent(parts: Iterable[object], name: str, group: str) -> None:
     parts = list(parts)
     if len(parts) > 1 and all(same(parts[0], part) for part in parts[1:]):
+        count = "both" if len(parts) == 2 else f"all {len(parts)}"
         raise AssertionError(
-            f"{name}: all {len(parts)} {group} are the same, though each is drawn independently: draw one random "
+            f"{name}: {count} {group} are the same, though each is drawn independently: draw one random "
             "value for each of them (a tensor of draws, one per item), not one shared by all"
         )
 

@@ -289,3 +289,71 @@ def test_a_forgotten_b_U_passes_a_zero_b_U_and_the_symmetry_check_refuses_that_o
     assert_no_symmetries(model, what="the oracle with a random b_U")
     with pytest.raises(AssertionError, match=r"(?s)the logits is wrong.*b_U forgotten"):
         check()
+
+
+# --- the RNG contract (katakit.randomness; every broken kind: tests/test_randomness.py) -------------
+
+RNG_PROBS = torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1]])
+
+
+@kata
+def sample_top_k(
+    probs: Float[Tensor, "batch k"], top_k: int | None = None, generator: torch.Generator | None = None
+) -> Tensor:
+    if top_k is not None:
+        probs = probs.masked_fill(probs < probs.topk(top_k, dim=-1).values[:, -1:], 0.0)
+    return torch.multinomial(probs, 12, replacement=True, generator=generator)
+
+
+@kata
+def sample_top_k_with_none_fixed(
+    probs: Float[Tensor, "batch k"], top_k: int | None = None, generator: torch.Generator | None = None
+) -> Tensor:
+    if generator is None:
+        generator = torch.Generator()  # the mistake: None should mean torch's global random state
+    return sample_top_k(probs, top_k, generator)
+
+
+@kata
+def sample_top_k_forgetting_the_generator(
+    probs: Float[Tensor, "batch k"], top_k: int | None = None, generator: torch.Generator | None = None
+) -> Tensor:
+    if top_k is not None:
+        kept = probs.masked_fill(probs < probs.topk(top_k, dim=-1).values[:, -1:], 0.0)
+        return torch.multinomial(kept, 12, replacement=True)  # the mistake: this branch drops the generator
+    return torch.multinomial(probs, 12, replacement=True, generator=generator)
+
+
+@pytest.mark.parametrize(
+    ("sampler", "said"),
+    [
+        (sample_top_k, None),
+        (
+            sample_top_k_with_none_fixed,
+            r"sample_top_k_with_none_fixed \(top_k=None\) gives the same result under two different global seeds "
+            r"with generator=None: `None` must mean torch's global RNG",
+        ),
+        (
+            sample_top_k_forgetting_the_generator,
+            r"sample_top_k_forgetting_the_generator \(top_k=2\) changed torch's global random state although a "
+            r"generator was given: .* \(this branch does not\)",
+        ),
+    ],
+    ids=["correct", "None made a fixed generator", "a branch without the generator"],
+)
+def test_the_rng_contract_names_a_fixed_generator_for_none_and_a_branch_without_the_generator(sampler, said):
+    from katakit.randomness import check_rng_contract
+
+    def check() -> None:
+        branches = {
+            "top_k=None": lambda generator: sampler(RNG_PROBS, generator=generator),
+            "top_k=2": lambda generator: sampler(RNG_PROBS, top_k=2, generator=generator),
+        }
+        check_rng_contract(branches, what=sampler.__name__, global_rng=True, sampler="torch.multinomial")
+
+    with promises.checking():
+        if said is None:
+            check()
+        else:
+            with pytest.raises(AssertionError, match=said):
+                check()

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
+from katakit.randomness import check_rng_contract
 from katakit.testing import assert_close
 
 
@@ -717,4 +718,14 @@ def test_frozen_snapshot_is_outside_autograd(impl):
     assert not snapshot.requires_grad and snapshot.grad_fn is None, (
         f"the snapshot still belongs to autograd (grad_fn={snapshot.grad_fn}): "
         "clone() keeps the graph, detach() leaves it"
+    )
+
+
+@pytest.mark.kata("random_cube")
+def test_random_cube_keeps_the_rng_contract(impl):
+    check_rng_contract(
+        lambda generator: impl.random_cube(3, generator),
+        what="random_cube",
+        independent={"values of the cube": lambda cube: cube.flatten()},
+        sampler="torch.rand",
     )

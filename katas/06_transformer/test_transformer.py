@@ -24,6 +24,7 @@ from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.activations import NewGELUActivation
 
+from katakit.randomness import check_rng_contract
 from katakit.testing import assert_close, random_hf_gpt2
 
 SEED = int(os.environ.get("KATAS_SEED", "0"))
@@ -693,3 +694,20 @@ def test_generate_sampled_frequencies_follow_the_tempered_top_k_softmax(impl, te
             f"top_k {top_k}): divide the logits by temperature (not multiply), before the softmax, with or "
             "without top_k; keep the top_k largest logits (not one fewer or more)"
         )
+
+
+@pytest.mark.kata("generate_sampled")
+def test_generate_sampled_keeps_the_rng_contract_in_every_branch(impl):
+    model = Bigram(0.3 * torch.randn(13, 13))  # nearly flat: two seeds or two rows hardly ever sample alike
+    prompt = torch.randint(0, 13, (1, 3)).repeat(7, 1)  # seven copies of one prompt, each continued on its own
+
+    def sampled(**options):
+        return lambda generator: impl.generate_sampled(model, prompt, 8, generator=generator, **options)
+
+    check_rng_contract(
+        {"top_k=None": sampled(temperature=1.3), "top_k=4": sampled(top_k=4)},
+        what="generate_sampled",
+        global_rng=True,
+        independent={"continuations of one prompt": lambda tokens: tokens[:, 3:]},
+        sampler="torch.multinomial",
+    )

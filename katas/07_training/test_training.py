@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import BatchSampler, RandomSampler
 
+from katakit.randomness import check_rng_contract
 from katakit.testing import assert_close, assert_no_symmetries
 
 SEED = int(os.environ.get("KATAS_SEED", "0"))
@@ -857,3 +858,118 @@ def test_train_gpt_learns_more_than_letter_frequencies(impl):
     for row in sampled.tolist():
         text = tokeniser.decode(row)
         assert len(text) == 24 and text.startswith("def ") and set(text) <= vocabulary, f"sampled text {text!r}"
+
+
+# The RNG contract of every kata that draws (katakit.randomness) -------------------------------------
+
+
+@pytest.mark.kata("batch_indices")
+def test_batch_indices_keep_the_rng_contract(impl):
+    def epoch(drop_last):
+        return lambda generator: impl.batch_indices(29, 4, generator, drop_last=drop_last)
+
+    check_rng_contract(
+        {"drop_last=False": epoch(False), "drop_last=True": epoch(True)}, what="batch_indices", sampler="torch.randperm"
+    )
+
+
+@pytest.mark.kata("lm_windows")
+def test_lm_windows_keep_the_rng_contract(impl):
+    tokens = torch.arange(10_000)  # the value tells the position: a window's first input is its start
+
+    def starts(windows):
+        return windows[0][:, 0]
+
+    check_rng_contract(
+        lambda generator: impl.lm_windows(tokens, 6, 20, generator),
+        what="lm_windows",
+        independent={
+            "window starts": starts,
+            "steps between consecutive window starts": lambda windows: starts(windows).diff(),
+        },
+        sampler="torch.randint",
+    )
+
+
+@pytest.mark.kata("init_gpt2_weights")
+def test_init_gpt2_weights_keep_the_rng_contract(impl):
+    def weights(generator):
+        with torch.random.fork_rng(devices=[]):  # GPT2's constructor draws from the global state; the kata must not
+            model = impl.transformer.GPT2(impl.transformer.Config(**INIT_SIZES))
+        impl.init_gpt2_weights(model, generator)
+        return parameters_of(model)
+
+    with torch.random.fork_rng(devices=[]):
+        model = impl.transformer.GPT2(impl.transformer.Config(**INIT_SIZES))
+    shapes = {name: p.shape for name, p in model.named_parameters() if name.rsplit(".", 1)[-1].startswith("W_")}
+    names = list(shapes)
+    same_shape = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :] if shapes[a] == shapes[b]]
+    check_rng_contract(
+        weights,
+        what="init_gpt2_weights",
+        global_rng=True,
+        independent={f"{a} and {b}": lambda p, a=a, b=b: [p[a], p[b]] for a, b in same_shape},
+        sampler="nn.init.normal_",
+    )
+
+
+@pytest.mark.kata("train")
+def test_train_keeps_the_rng_contract(impl):
+    base, train_tokens, val_tokens = TinyLM(), random_tokens(60), random_tokens(23)
+    config = TRAIN | {"steps": 4, "eval_every": 2, "warmup_steps": 1}
+
+    def trained(early_stopping):
+        def run(generator):
+            model = copy.deepcopy(base)
+            stopper = impl.EarlyStopping(patience=1) if early_stopping else None
+            history = impl.train(model, train_tokens, val_tokens, **config, generator=generator, early_stopping=stopper)
+            return history, parameters_of(model)
+
+        return run
+
+    check_rng_contract(
+        {"early_stopping=None": trained(False), "early_stopping=EarlyStopping(1)": trained(True)},
+        what="train",
+        sampler="lm_windows",
+    )
+
+
+@pytest.mark.kata("train_gpt")
+def test_train_gpt_keeps_the_rng_contract(impl):
+    train_text, val_text = impl.load_corpus()
+    train_text, val_text = train_text[:1_000], val_text[:41]  # 5 validation windows: evaluation is cheap
+    cfg = impl.transformer.Config(d_model=12, n_heads=2, d_head=6, d_mlp=20, n_layers=1, n_ctx=8, d_vocab=1)
+
+    def trained(generator):
+        model, _, history = impl.train_gpt(train_text, val_text, cfg, 5, 2, 1e-3, generator)
+        return parameters_of(model), history
+
+    # Building the GPT2 draws its first weights from the global state, as the docstring's recipe does;
+    # init_gpt2_weights then overwrites every one of them, so only the generator decides the result.
+    check_rng_contract(trained, what="train_gpt", global_untouched=False, sampler="init_gpt2_weights and train")
+
+
+@pytest.mark.kata("train_gpt")
+def test_train_gpt_hands_its_one_rng_to_init_and_then_to_train(impl):
+    train_text, val_text = impl.load_corpus()
+    train_text, val_text = train_text[:1_000], val_text[:41]  # 5 validation windows: evaluation is cheap
+    cfg = impl.transformer.Config(d_model=12, n_heads=2, d_head=6, d_mlp=20, n_layers=1, n_ctx=8, d_vocab=1)
+    seed = int(torch.randint(0, 2**31, ()))
+    model, tokeniser, history = impl.train_gpt(train_text, val_text, cfg, 5, 2, 1e-3, generator(seed))
+    shared = generator(seed)  # the oracle: the docstring's recipe, one generator drawn by init, then by train
+    with torch.random.fork_rng(devices=[]):
+        twin = impl.transformer.GPT2(model.cfg)
+    impl.init_gpt2_weights(twin, shared)
+    train_tokens, val_tokens = (
+        torch.tensor(tokeniser.encode(text), dtype=torch.long) for text in (train_text, val_text)
+    )
+    expected = impl.train(
+        twin, train_tokens, val_tokens, 5, 2, cfg.n_ctx, 1e-3, warmup_steps=0, eval_every=1, generator=shared
+    )
+    assert_close(
+        torch.tensor(history["train_loss"]),
+        torch.tensor(expected["train_loss"]),
+        what="the training losses of train_gpt",
+        hint="one generator for everything: init_gpt2_weights(model, generator), then train(..., generator=generator) "
+        "with the same one, which goes on where the initialisation left it (not a new or re-seeded generator)",
+    )

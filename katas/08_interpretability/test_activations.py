@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from katakit.randomness import check_rng_contract
 from katakit.testing import assert_close, gpt2_from_hf, random_b_U, random_hf_gpt2, with_b_U
 
 SEED = int(os.environ.get("KATAS_SEED", "0"))
@@ -732,4 +733,14 @@ def test_induction_scores_leave_out_the_query_before_the_second_copy(impl):
         what="induction_scores when only query seq_len - 1 attends to key 0",
         hint="the queries are seq_len .. 2 seq_len - 1: a diagonal with offset -(seq_len - 1) starts one query "
         "too early, at query seq_len - 1",
+    )
+
+
+@pytest.mark.kata("repeated_tokens")
+def test_repeated_tokens_keep_the_rng_contract(impl):
+    check_rng_contract(
+        lambda generator: impl.repeated_tokens(4, 9, 1000, generator),
+        what="repeated_tokens",
+        independent={"rows": lambda tokens: tokens, "tokens of a row's first half": lambda tokens: tokens[0, :9]},
+        sampler="torch.randint",
     )

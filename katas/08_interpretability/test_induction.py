@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from katakit.randomness import check_rng_contract
 from katakit.testing import assert_close
 
 SEED = int(os.environ.get("KATAS_SEED", "0"))
@@ -392,4 +393,25 @@ def test_ablating_the_induction_circuit_takes_the_improvement_away(impl, trained
         f"ablating the previous-token head (layer 0, head {previous}) raises the repeated-half loss from {clean:.2f} "
         f"to {without_previous:.2f} nats, {lost:.0%} of the way back to a uniform guess (log(d_vocab) = "
         f"{log_vocab:.2f}); expected over 40%. Does ablate=(0, head) zero that head of layer 0?"
+    )
+
+
+@pytest.mark.kata("train_induction_model")
+def test_train_induction_model_keeps_the_rng_contract(impl):
+    base = small_model(impl, 1, init_range=0.3)
+
+    def trained(min_seq_len, max_seq_len):
+        def run(generator):
+            model, batches = copy.deepcopy(base), []
+            model.embed.register_forward_pre_hook(lambda module, args: batches.append(args[0].clone()))
+            losses = impl.train_induction_model(model, 3, 2, min_seq_len, max_seq_len, 0.05, generator)
+            return losses, parameters(model), batches
+
+        return run
+
+    check_rng_contract(
+        {"seq_len 2..5": trained(2, 5), "seq_len 4..4": trained(4, 4)},
+        what="train_induction_model",
+        independent={"batches of the 3 steps": lambda result: result[2]},
+        sampler="torch.randint and activations.repeated_tokens",
     )
