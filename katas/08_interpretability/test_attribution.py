@@ -509,14 +509,19 @@ def test_patch_head_writes_the_clean_z_of_that_head_only(impl, hf, ours, layer, 
     )
 
 
-@pytest.mark.kata("patch_head")
-def test_patch_head_leaves_no_hook_behind(impl, hf, ours):
+def each_kata(*cases: str) -> list:
+    """pytest parameters for tests shared by several katas, each marked with its own kata (the first word)."""
+    return [pytest.param(case, marks=pytest.mark.kata(case.split()[0]), id=case) for case in cases]
+
+
+@pytest.mark.parametrize("kata", each_kata("patch_residual", "patch_head"))
+def test_patching_leaves_no_hook_behind(impl, hf, ours, kata):
     clean = random_tokens()
     corrupted = different_tokens(clean)
-    impl.patch_head(ours, clean, corrupted, 1, 1)
-    assert not hooks_left(ours), f"patch_head left hooks behind: {hooks_left(ours)}"
+    getattr(impl, kata)(ours, clean, corrupted, 1, 1)
+    assert not hooks_left(ours), f"{kata} left hooks behind: {hooks_left(ours)}"
     with torch.no_grad():
-        assert_close(ours(corrupted), hf_logits(hf, corrupted), what="the model's logits after patch_head")
+        assert_close(ours(corrupted), hf_logits(hf, corrupted), what=f"the model's logits after {kata}")
 
 
 # --- logit_diff_recovered ----------------------------------------------------------------------------------
@@ -580,10 +585,7 @@ def spied_run_with_hooks(run_with_hooks, edited_in_place: list[str]):
     return run
 
 
-@pytest.mark.kata("ablate_head")
-@pytest.mark.kata("patch_residual")
-@pytest.mark.kata("patch_head")
-@pytest.mark.parametrize("kata", ["ablate_head zero", "ablate_head mean", "patch_residual", "patch_head"])
+@pytest.mark.parametrize("kata", each_kata("ablate_head zero", "ablate_head mean", "patch_residual", "patch_head"))
 def test_hooks_return_a_new_tensor_and_leave_the_activation_they_receive_alone(impl, ours, monkeypatch, kata):
     edited_in_place: list[str] = []
     monkeypatch.setattr(
