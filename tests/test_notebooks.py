@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import katakit
 from katakit import catalog, stubs
 from katakit.names import resolve_kata
 from katakit.notebook import KATA_TAG, fill
@@ -69,6 +70,15 @@ def test_filling_puts_the_reference_solutions_in_the_kata_cells(tmp_path):
     softmax = next(cell for cell in filled if cell["metadata"].get(KATA_TAG) == "05_attention/stable_softmax")
     assert "raise NotImplementedError" not in source(softmax) and "def stable_softmax" in source(softmax)
     assert cells(notebook) != filled and len(filled) == len(cells(notebook))
+
+
+def test_the_imports_bring_every_decorator_of_the_kata_cells(tmp_path):
+    """`from katakit import *` in the imports cell: what a filled kata cell carries, katakit exports."""
+    for notebook in NOTEBOOKS:
+        code = [source(cell) for cell in cells(fill(notebook, tmp_path, ROOT)) if cell["cell_type"] == "code"]
+        assert any(line.startswith("from katakit import *") for cell in code for line in cell.splitlines())
+        decorators = {name for cell in code for name in re.findall(r"^\s*@(\w+)", cell, flags=re.MULTILINE)}
+        assert decorators <= {*katakit.__all__, "torch", "staticmethod", "classmethod", "property"}, notebook.name
 
 
 def run_in_a_fresh_interpreter(code: str) -> subprocess.CompletedProcess:
