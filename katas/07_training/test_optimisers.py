@@ -686,8 +686,8 @@ def test_warmup_cosine_lr_stays_at_min_lr_after_the_end(impl):
 class PerHeadModel(nn.Module):
     """Parameters named and shaped as in topic 06's GPT2 (TransformerLens's layout): per-head weights W_Q
     [n_heads, d_model, d_head] (3-D) and per-head biases b_Q [n_heads, d_head] (2-D, a bias all the same),
-    LayerNorm's w and b, an embedding and an unembedding with a bias of its own. Every value is random and
-    non-zero, every size distinct."""
+    LayerNorm's w and b, an embedding and an unembedding with a bias of its own (named without a dot). Every
+    value is random and non-zero, every size distinct."""
 
     def __init__(self):
         super().__init__()
@@ -703,12 +703,12 @@ class PerHeadModel(nn.Module):
         self.attn.b_Q = nn.Parameter(torch.randn(n_heads, d_head, dtype=torch.float64))
         self.attn.W_O = nn.Parameter(torch.randn(n_heads, d_head, d_model, dtype=torch.float64))
         self.attn.b_O = nn.Parameter(torch.randn(d_model, dtype=torch.float64))
-        self.unembed = nn.Module()
-        self.unembed.W_U = nn.Parameter(torch.randn(d_model, d_vocab, dtype=torch.float64))
-        self.unembed.b_U = nn.Parameter(torch.randn(d_vocab, dtype=torch.float64))
+        # At the top level, so that their names have no dot at all.
+        self.W_U = nn.Parameter(torch.randn(d_model, d_vocab, dtype=torch.float64))
+        self.b_U = nn.Parameter(torch.randn(d_vocab, dtype=torch.float64))
 
 
-PER_HEAD_DECAYED = {"embed.W_E", "pos_embed.W_pos", "attn.W_Q", "attn.W_O", "unembed.W_U"}
+PER_HEAD_DECAYED = {"embed.W_E", "pos_embed.W_pos", "attn.W_Q", "attn.W_O", "W_U"}
 
 
 def torch_layers_model() -> nn.Module:
