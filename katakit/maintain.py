@@ -74,7 +74,8 @@ GATES: tuple[Gate, ...] = (
         (
             Step((*MAINTAIN, "notebook", "fill", "build/notebooks")),
             Step(
-                ("pytest", "--nbmake", "build/notebooks", "-p", "no:cacheprovider", "-q"),
+                # A notebook is one test item: pyproject's 15 s per kata test would cut it off.
+                ("pytest", "--nbmake", "build/notebooks", "--timeout=600", "-p", "no:cacheprovider", "-q"),
                 {"KATAS_CHECK_STRICT": "1"},
             ),
         ),
