@@ -7,7 +7,9 @@ of basis). Every named dimension has its own size, so a product in the wrong ord
 The pictures are parsed back: the HTML page with Python's html.parser, the text line by line.
 """
 
+import builtins
 import html.parser
+import io
 import math
 import os
 
@@ -520,6 +522,31 @@ def test_pattern_html_escapes_tokens(impl, tmp_path):
     )
     assert "b" not in page.tags and "br" not in page.tags, "a token became an HTML tag: escape the tokens"
     assert len(page.cells) == len(tokens) ** 2, "a token broke the table: escape the tokens"
+
+
+@pytest.mark.kata("pattern_html")
+def test_pattern_html_writes_utf_8_whatever_the_locale(impl, tmp_path, monkeypatch):
+    # a machine whose locale encoding is Windows' cp1252: a file opened for text without an encoding gets it
+    real_open = io.open
+
+    def open_on_windows(file, mode="r", buffering=-1, encoding=None, *args, **kwargs):
+        if "b" not in mode and encoding in (None, "locale"):
+            encoding = "cp1252"
+        return real_open(file, mode, buffering, encoding, *args, **kwargs)
+
+    monkeypatch.setattr(io, "open", open_on_windows)
+    monkeypatch.setattr(builtins, "open", open_on_windows)
+    tokens = ["café", " naïve", " €"]
+    path = impl.pattern_html(causal_pattern(len(tokens)), tokens, tmp_path / "utf8.html")
+    monkeypatch.undo()
+    try:
+        _, page = read_page(path)
+    except UnicodeDecodeError as error:
+        raise AssertionError(
+            f"the page is not UTF-8 ({error}): on a machine whose locale is not UTF-8 (Windows), a file written "
+            "without an encoding gets the locale's. Say encoding=\"utf-8\", as the page's <meta charset> does"
+        ) from None
+    assert page.headers == [""] + tokens + tokens, f"the tokens came back as {page.headers}, expected {tokens}"
 
 
 class Loads(html.parser.HTMLParser):
