@@ -197,7 +197,7 @@ def _statuses(
     records = [record for topic in chosen for record in fresh.get(topic, [])]
     if stale:
         print(f"katas: running the tests of {', '.join(stale)}...", file=sys.stderr, flush=True)
-        run = runner.run_tests(root, stale, implementation)
+        run = runner.run_changed(root, stale, implementation)
         cache.store(root, implementation, {topic: fingerprints[topic] for topic in stale}, run.records)
         records += run.records
     everything = catalog.read(root, chosen + earlier, implementation) if context else found

@@ -102,6 +102,7 @@ class TestRecord:
                      run knows which katas fail; katakit.status decides again over every topic);
     calls            every kata the test called, directly or through other katas (KataRef strings);
     timed_out        the test's kata ran past pytest-timeout's limit (an endless loop?);
+    slow             the test is marked `slow` (a training): katakit.cache keeps it while its code holds;
     source           the line that blocks the module (with a caret under a syntax error).
     """
 
@@ -120,6 +121,7 @@ class TestRecord:
     waiting_on: list[str] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     timed_out: bool = False
+    slow: bool = False
     source: list[str] = field(default_factory=list)
 
     @property

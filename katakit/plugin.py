@@ -189,6 +189,7 @@ class Katas:
             item.__dict__.pop("_repr_failure_py", None)
         record = self._record(report, kata_of(item), failure if report.failed else None)
         record.calls = self._calls_of(item)
+        record.slow = item.get_closest_marker("slow") is not None
         setattr(report, RECORD, record)
         return report
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from katakit import cache
 from katakit import report as reporting
 from katakit.catalog import Topic
 from katakit.model import TestRecord
@@ -108,6 +109,15 @@ def run_tests(
                 raise RunFailed(f"pytest could not run the kata tests (exit code {code}):\n{tail}")
         records = reporting.read(report)
     return Run(records, time.perf_counter() - started, list(topics))
+
+
+def run_changed(root: Path, topics: list[str], implementation: str = "katas", forked: bool = False) -> Run:
+    """Run the kata tests of `topics`, but the slow ones whose code has not changed since they passed:
+    their saved records stand (katakit.cache)."""
+    kept = cache.reusable(root, topics, implementation)
+    run = run_tests(root, topics, implementation, forked=forked, deselect=tuple(kept))
+    run.records += kept.values()
+    return run
 
 
 def can_fork() -> bool:

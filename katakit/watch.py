@@ -2,9 +2,12 @@
 
 watchfiles reports saved `.py` files (file-system events, grouped over a short debounce; it polls
 where events are not available, and WATCHFILES_FORCE_POLLING=1 forces that). A change re-runs the
-topics whose files changed plus the topics that build on them (curriculum.toml's `needs`), within
-the topics being watched, in a pytest child forked from this process, which has imported the heavy
-libraries once (katakit.runner). Results go to the same cache as `katas`; the first drawing uses it.
+topics whose files changed, whose verdict is drawn first, then the topics that build on them
+(curriculum.toml's `needs`; drawn as re-checking meanwhile), within the topics being watched; not
+while the saved topic still fails (they wait on it). Each runs in a pytest child forked from this
+process, which has imported the heavy libraries once (katakit.runner); slow tests whose code did
+not change are not run again (katakit.cache). Results go to the same cache as `katas`; the first
+drawing uses it.
 """
 
 import threading
@@ -62,16 +65,38 @@ def watch(
     changes = watchfiles.watch(
         *folders, watch_filter=watchfiles.PythonFilter(), step=STEP_MS, debounce=DEBOUNCE_MS, stop_event=stop
     )
-    while True:
-        if pending:
-            header = _run(root, pending, implementation, records)
+
+    def draw(header: str) -> None:
         found = catalog.read(root, scope, implementation)
         every_record = [record for topic in scope for record in records.get(topic, [])]
         show(classify(found, every_record, workspace.skipped(root)), header)
+
+    saved: set[str] = set()
+    while True:
+        first = [topic for topic in pending if topic in saved]
+        later = [topic for topic in pending if topic not in saved]
+        if first and later:  # the saved file's verdict first; the topics built on it after
+            header = _run(root, first, implementation, records)
+            if _still_fails(records, first):
+                header += f"; {', '.join(later)} wait on it: re-checked once it passes"
+                later = []
+            else:
+                draw(f"{header}; re-checking {', '.join(later)}...")
+        else:
+            later = pending
+        if later:
+            header = _run(root, later, implementation, records)
+        draw(header)
         batch = next(changes, None)
         if batch is None:
             return 0
-        pending = to_rerun(root, changed_topics(root, {path for _, path in batch}), scope)
+        saved = changed_topics(root, {path for _, path in batch})
+        pending = to_rerun(root, saved, scope)
+
+
+def _still_fails(records: dict[str, list[TestRecord]], topics: list[str]) -> bool:
+    """Whether a test of `topics` fails for a reason of its own, or is blocked by a broken file."""
+    return any(record.wrong or record.blocked_by for topic in topics for record in records.get(topic, []))
 
 
 def _run(root: Path, topics: list[str], implementation: str, records: dict[str, list[TestRecord]]) -> str:
@@ -79,7 +104,7 @@ def _run(root: Path, topics: list[str], implementation: str, records: dict[str, 
     started = datetime.now().strftime("%H:%M:%S")
     fingerprints = {topic: cache.fingerprint(root, topic, implementation) for topic in topics}
     try:
-        run = runner.run_tests(root, topics, implementation, forked=True)
+        run = runner.run_changed(root, topics, implementation, forked=True)
     except RunFailed as error:
         return f"{started}  {error}"
     for topic in topics:

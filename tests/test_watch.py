@@ -142,8 +142,9 @@ def test_watch_reruns_a_saved_topic_and_stops_cleanly_on_ctrl_c(repo):
         output.wait_for(r"09_toy\s+\[\.+\]\s+0/1\s+done")
         time.sleep(0.5)  # let the watcher settle before the save
         toy.write_text(toy.read_text().replace("raise NotImplementedError", "return 2 * x"))
-        output.wait_for(r"katas watch: .* ran 09_toy, 10_later in")
+        output.wait_for(r"katas watch: .* ran 09_toy in .*; re-checking 10_later")  # the saved topic first
         output.wait_for(r"09_toy\s+\[#+\]\s+1/1\s+done")
+        output.wait_for(r"katas watch: .* ran 10_later in")
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0, "Ctrl-C ends watch mode with exit code 0"
     finally:
@@ -158,3 +159,42 @@ def test_watch_reruns_a_saved_topic_and_stops_cleanly_on_ctrl_c(repo):
     assert "return 2 * x" in toy.read_text() and "raise NotImplementedError" not in toy.read_text(), (
         "watch never writes the learner's files"
     )
+
+
+SLOW_TEST = """from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.slow
+@pytest.mark.kata("quadruple")
+def test_quadruple_trained(impl):
+    runs = Path(__file__).with_name("runs.txt")
+    runs.write_text((runs.read_text() if runs.exists() else "") + "x")
+    assert impl.quadruple(1.0) == 4.0
+"""
+
+
+def test_a_slow_test_runs_again_only_when_the_code_it_called_changed(repo, monkeypatch, capsys):
+    from katakit import cli
+
+    for name in ("KATAS_IMPL", "KATAS_ROOT", "KATAS_SEED"):
+        monkeypatch.delenv(name, raising=False)
+    for topic, module in (("09_toy", "toy"), ("10_later", "later")):
+        shutil.copy(repo / "reference" / topic / f"{module}.py", repo / "katas" / topic / f"{module}.py")
+    (repo / "katas" / "10_later" / "test_later.py").write_text(SLOW_TEST)
+    learner, runs = repo / "katas" / "10_later" / "later.py", repo / "katas" / "10_later" / "runs.txt"
+
+    def katas() -> str:
+        assert cli.main(["10", "--root", str(repo)]) == 0
+        return capsys.readouterr().out
+
+    assert "1/1 done" in katas() and runs.read_text() == "x"
+    learner.write_text(learner.read_text().replace("    return 4 * x", "    # four times\n    return 4 * x"))
+    learner.write_text(learner.read_text().replace("Return four times `x`.", "Return x, four times."))
+    assert "1/1 done" in katas() and runs.read_text() == "x", "a comment and a docstring do not retrain"
+    toy = repo / "katas" / "09_toy" / "toy.py"
+    toy.write_text(toy.read_text().replace("return 2 * x", "return x + x"))
+    assert "1/1 done" in katas() and runs.read_text() == "x", "nor does a kata the training does not call"
+    learner.write_text(learner.read_text().replace("    return 4 * x", "    return x * 4"))
+    assert "1/1 done" in katas() and runs.read_text() == "xx", "its own code changed: it trains again"
