@@ -2,8 +2,8 @@
 stub generation and the learner's `katas` command. Nothing in here is a kata: learners edit
 `katas/NN_topic/` only. CONTRIBUTING.md has the map of its modules.
 
-`kata` (the decorator every kata carries), and `in_place` and `detached` (what a kata declares
-about its arguments and results, katakit.promises) are imported on first use, so that tools which
+`kata` (the decorator every kata carries), and `in_place`, `detached` and `differentiable` (what a
+kata declares about its arguments and results, katakit.promises) are imported on first use, so that tools which
 do not check shapes (the `katas` command) start without importing jaxtyping or torch. `check`
 runs a kata's tests on a function written in a notebook (katakit.notebook).
 """
@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from katakit.notebook import check
-    from katakit.promises import detached, in_place
+    from katakit.promises import detached, differentiable, in_place
     from katakit.shapes import kata
 
-__all__ = ["check", "detached", "in_place", "kata"]
+__all__ = ["check", "detached", "differentiable", "in_place", "kata"]
 
 
 def __getattr__(name: str) -> Any:
@@ -27,7 +27,7 @@ def __getattr__(name: str) -> Any:
         from katakit.notebook import check
 
         return check
-    if name in ("in_place", "detached"):
+    if name in ("in_place", "detached", "differentiable"):
         from katakit import promises
 
         return getattr(promises, name)

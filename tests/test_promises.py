@@ -1,21 +1,26 @@
 """The mechanisms that test a docstring's promises beyond values, each shown turning a deliberately
 broken kata red: an input changed in place, requires_grad flipped, a gradient left behind, a
-result left on the graph, a forbidden call, a "written with einsum" kata that is not, a branch or an
-argument no test reaches. (A wrong dtype: tests/test_testing.py, assert_close.)
+result left on the graph, a model's weight edited and restored, a hook left behind, a mode switched,
+the caller's dict or config changed, a result that backward() cannot go through, a kata that works
+only on contiguous tensors or at one rank, a forbidden call, a "written with einsum" kata that is
+not, a branch or an argument no test reaches. (A wrong dtype: tests/test_testing.py, assert_close.)
 """
 
 import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from jaxtyping import Float
-from torch import Tensor
+from torch import Tensor, nn
 
-from katakit import detached, in_place, kata, promises
+from katakit import detached, differentiable, in_place, kata, promises
 from katakit.testing import ForbiddenCall, calls, forbid
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,6 +157,222 @@ def test_arguments_given_another_value_than_their_default_are_recorded():
     with promises.recording(used):
         harmless(torch.ones(2), scale=2)
     assert used[f"{__name__}:harmless"] == {"scale", "tensors"}
+
+
+# --- every kind of argument, backward safety, transformed inputs -----------------------------------
+
+
+class Head(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.W_O = nn.Parameter(torch.randn(3, 2))
+        self.register_buffer("scale", torch.ones(2))
+
+
+class Model(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList([Head(), Head()])
+
+
+@kata
+def ablated_sum(model: nn.Module, x: Float[Tensor, "n 3"]) -> Float[Tensor, ""]:
+    W_O = model.get_parameter("blocks.0.W_O")
+    saved = W_O.detach().clone()
+    with torch.no_grad():
+        W_O.zero_()  # the mistake: the caller's weight is zero during the call...
+    out = (x @ W_O).sum()
+    with torch.no_grad():
+        W_O.copy_(saved)  # ...although it is back when the call returns
+    return out
+
+
+@kata
+def hooked_sum(model: nn.Module, x: Float[Tensor, "n 3"]) -> Float[Tensor, ""]:
+    model.get_submodule("blocks.1").register_forward_hook(lambda module, args, output: None)  # the mistake: kept
+    return (x @ model.get_parameter("blocks.1.W_O")).sum()
+
+
+@kata
+def evaluated_sum(model: nn.Module, x: Float[Tensor, "n 3"]) -> Float[Tensor, ""]:
+    model.eval()  # the mistake: the caller's model stays in eval mode
+    return (x @ model.get_parameter("blocks.0.W_O")).sum()
+
+
+@kata
+def named_hooks(hooks: dict[str, Callable]) -> list[str]:
+    hooks.pop("blocks.0.hook_z")  # the mistake: the caller's dict loses an entry
+    return sorted(hooks)
+
+
+@dataclass
+class Config:
+    d_model: int = 4
+    d_vocab: int = 5
+
+
+@kata
+def vocabulary_size(cfg: Config) -> int:
+    cfg.d_vocab = cfg.d_vocab + 1  # the mistake: sets a field of the caller's config
+    return cfg.d_vocab
+
+
+def test_a_module_weight_edited_and_restored_is_red():
+    x = torch.randn(5, 3)
+    with (
+        promises.checking(),
+        pytest.raises(
+            AssertionError, match=r"ablated_sum changed `model.blocks.0.W_O` during the call \(in place, even"
+        ),
+    ):
+        ablated_sum(Model(), x)
+
+
+@pytest.mark.parametrize(
+    ("broken", "said"),
+    [
+        (hooked_sum, r"hooked_sum left 1 forward hook on `model.blocks.1`"),
+        (evaluated_sum, r"evaluated_sum left `model` in eval mode \(it was in training mode\)"),
+    ],
+    ids=["hook left behind", "eval mode"],
+)
+def test_a_kata_that_leaves_the_model_changed_is_red(broken, said):
+    with promises.checking(), pytest.raises(AssertionError, match=said):
+        broken(Model(), torch.randn(5, 3))
+
+
+def test_a_kata_that_pops_the_callers_dict_is_red():
+    hooks = {"blocks.0.hook_z": abs, "hook_embed": abs}
+    with (
+        promises.checking(),
+        pytest.raises(AssertionError, match=r"changed the caller's `hooks`: removed 'blocks.0.hook_z'"),
+    ):
+        named_hooks(hooks)
+
+
+@kata
+def resized(hf_config: Any) -> int:
+    hf_config.vocab_size = 7  # the mistake, on a Hugging Face GPT2Config
+    return 7
+
+
+def test_a_kata_that_changes_the_callers_config_is_red():
+    with (
+        promises.checking(),
+        pytest.raises(AssertionError, match=r"vocabulary_size changed the caller's `cfg`: d_vocab"),
+    ):
+        vocabulary_size(Config())
+    transformers = pytest.importorskip("transformers")
+    hf_config = transformers.GPT2Config(n_embd=8, n_head=2, n_layer=1, vocab_size=5)
+    with (
+        promises.checking(),
+        pytest.raises(AssertionError, match=r"resized changed the caller's `hf_config`: vocab_size"),
+    ):
+        resized(hf_config)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.W = nn.Parameter(torch.randn(3, 3))
+
+    @kata
+    def forward(self, x: Float[Tensor, "n 3"]) -> Float[Tensor, "n 3"]:
+        h = torch.tanh(x @ self.W)
+        h += x  # the mistake: tanh saved h for backward, which this changes
+        return h
+
+
+def test_an_in_place_residual_that_breaks_backward_is_red():
+    with (
+        promises.checking(),
+        pytest.raises(
+            AssertionError, match=r"ResidualBlock.forward's result cannot be differentiated.*x = x \+ \.\.\."
+        ),
+    ):
+        ResidualBlock()(torch.randn(5, 3))
+
+
+@kata
+@differentiable
+def detached_loss(logits: Float[Tensor, "n k"]) -> Float[Tensor, ""]:
+    return torch.tensor(logits.logsumexp(-1).mean().item())  # the mistake: leaves the graph
+
+
+def test_a_differentiable_kata_called_without_gradients_is_still_differentiated():
+    with promises.checking(), pytest.raises(AssertionError, match=r"detached_loss's result is not attached"):
+        detached_loss(torch.randn(5, 3))
+
+
+@kata
+def total_by_view(x: Float[Tensor, "m n"]) -> Float[Tensor, "m"]:
+    return x.view(-1).view(x.shape[0], -1).sum(-1)  # the mistake: .view needs contiguous memory
+
+
+@kata
+def softmax_of_rows(x: Float[Tensor, "*batch n"]) -> Float[Tensor, "*batch n"]:
+    return x.exp() / x.exp().sum(dim=1, keepdim=True)  # the mistake: axis 1 is the last only at rank 2
+
+
+@kata
+def rows_normalised(x: Float[Tensor, "*batch n"]) -> Float[Tensor, "*batch n"]:
+    return x / x.norm(dim=-1, keepdim=True)
+
+
+@pytest.mark.parametrize(
+    ("broken", "said"),
+    [
+        (total_by_view, r"total_by_view gives another answer when `x` is not contiguous.*`.view` needs contiguous"),
+        (
+            softmax_of_rows,
+            r"softmax_of_rows gives another answer when `x` has one more leading \(batch\) axis.*`\*batch n` allows",
+        ),
+    ],
+    ids=["contiguous only", "one rank only"],
+)
+def test_a_kata_that_fails_on_transformed_inputs_is_red(broken, said):
+    with promises.checking(), pytest.raises(AssertionError, match=said):
+        broken(torch.randn(3, 5))
+
+
+def test_transformed_inputs_keep_the_global_random_state():
+    @kata
+    def noisy(x: Float[Tensor, "*batch n"]) -> Float[Tensor, "*batch n"]:
+        return x + torch.rand(()).expand(x.shape[-1])
+
+    torch.manual_seed(0)
+    with promises.checking():
+        first = noisy(torch.zeros(3, 5))  # called again non-contiguous: the same draw
+    after_checked = torch.rand(())
+    torch.manual_seed(0)
+    assert torch.equal(noisy(torch.zeros(3, 5)), first)
+    assert torch.equal(torch.rand(()), after_checked), "the checker's calls left the global RNG elsewhere"
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.count = 0
+
+    @kata
+    def step(self, x: Float[Tensor, "n"]) -> Float[Tensor, "n"]:
+        self.count += 1  # an object's own method changes it by design
+        return x * self.count
+
+
+@kata
+def first_head_sum(model: nn.Module, x: Float[Tensor, "n 3"]) -> Float[Tensor, ""]:
+    return (x @ model.get_parameter("blocks.0.W_O")).sum()
+
+
+def test_correct_katas_stay_green_on_inference_tensors_and_models():
+    with torch.inference_mode():
+        x, model = torch.randn(4, 3), Model()
+    with promises.checking():
+        rows_normalised(x)
+        rows_normalised(torch.randn(2, 4, 3))
+        harmless(x[0])
+        first_head_sum(model, x)
+        Counter().step(x[0])
 
 
 # --- forbidden calls and AST call checks -----------------------------------------------------------

@@ -26,10 +26,11 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
-from katakit import kata
+from katakit import differentiable, kata
 
 
 @kata
+@differentiable
 def stable_softmax(x: Float[Tensor, "*batch n"]) -> Float[Tensor, "*batch n"]:
     """Softmax over the last axis that does not overflow: scores of 1e4 must not give nan.
 
@@ -71,6 +72,7 @@ def causal_mask(seq_len: int, device: torch.device | str | None = None) -> Bool[
 
 
 @kata
+@differentiable
 def attention_scores(
     q: Float[Tensor, "*batch query_pos d_head"], k: Float[Tensor, "*batch key_pos d_head"]
 ) -> Float[Tensor, "*batch query_pos key_pos"]:
@@ -93,6 +95,7 @@ def attention_scores(
 
 
 @kata
+@differentiable
 def apply_causal_mask(scores: Float[Tensor, "*batch query_pos key_pos"]) -> Float[Tensor, "*batch query_pos key_pos"]:
     """Hide the future: set the scores where key > query to -inf (or a very large negative number).
 
@@ -111,6 +114,7 @@ def apply_causal_mask(scores: Float[Tensor, "*batch query_pos key_pos"]) -> Floa
 
 
 @kata
+@differentiable
 def scaled_dot_product_attention(
     q: Float[Tensor, "*batch query_pos d_head"],
     k: Float[Tensor, "*batch key_pos d_head"],

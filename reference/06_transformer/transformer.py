@@ -29,7 +29,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from katakit import kata
+from katakit import differentiable, kata
 
 attention = importlib.import_module("..05_attention.attention", __package__)
 
@@ -184,6 +184,7 @@ class Attention(attention.MultiHeadAttention):
 
 
 @kata
+@differentiable
 def gelu_new(x: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
     """GPT-2's activation: the tanh approximation of GELU, elementwise.
 
@@ -413,6 +414,7 @@ def convert_hf_state_dict(
 
 
 @kata
+@differentiable
 def next_token_loss(logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, ""]:
     """The language-modelling loss: mean cross-entropy of predicting each token from the positions before it.
 

@@ -43,7 +43,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from katakit import detached, kata
+from katakit import detached, in_place, kata
 
 transformer = importlib.import_module("..06_transformer.transformer", __package__)
 activations = importlib.import_module(".activations", __package__)
@@ -126,6 +126,7 @@ def attention_patterns(
 
 
 @kata
+@in_place("model")
 def train_induction_model(
     model: AttnOnlyTransformer,
     steps: int,
