@@ -2,7 +2,7 @@
 TransformerLens.
 
 The model is your topic 06 GPT2 holding a Hugging Face GPT-2 with a random value in EVERY parameter (LayerNorm
-scales and shifts far from 1 and 0, every bias nonzero, W_U untied from W_E), in float64, so that a weight
+scales and shifts far from 1 and 0, every bias nonzero, b_U included, W_U untied from W_E), in float64, so that a weight
 left out, a bias folded into the wrong place or a mean taken over the wrong axis changes the logits by far
 more than rounding. The oracles: the logits of the model before processing (equal after folding and after
 centring the writing weights; equal up to their mean over the vocabulary after centring the unembedding),
@@ -64,8 +64,11 @@ def hf_model():
 
 @pytest.fixture
 def model(impl, hf_model):
-    """Your topic 06 GPT2 with hf_model's weights, in float64."""
-    return gpt2_from_hf(impl.transformer, hf_model, **OUR_SIZES)
+    """Your topic 06 GPT2 with hf_model's weights, in float64, and an unembedding bias (GPT-2 has none)."""
+    ours = gpt2_from_hf(impl.transformer, hf_model, **OUR_SIZES)
+    with torch.no_grad():
+        ours.unembed.b_U.copy_(torch.randn_like(ours.unembed.b_U) + 0.5)
+    return ours
 
 
 @pytest.fixture
