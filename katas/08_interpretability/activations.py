@@ -71,6 +71,10 @@ def register_cache_hooks(model: nn.Module, cache: dict[str, Float[Tensor, "..."]
     hook, from what the module received: a LayerNorm's scale from its input and its cfg.layer_norm_eps;
     the pattern with the attention's own pattern method; z from the pattern, W_V and b_V.
 
+    A model that lacks some of these modules gets the names of those it has, as in TransformerLens:
+    induction's AttnOnlyTransformer has no ln2 and no mlp (so no resid_mid, mlp_out or ln2 names), and its
+    ln1 and ln_final are nn.Identity (so no hook_scale or hook_normalized for them).
+
     Shapes:
         model: topic 06's GPT2 (embed, pos_embed, blocks[l].ln1 / attn / ln2 / mlp, ln_final, unembed)
         cache: an empty dict, filled when the model next runs (shapes: the table in the module docstring)
@@ -114,7 +118,8 @@ def run_with_hooks(
 
     The names you must support: hook_embed, hook_pos_embed, and for every layer l blocks.{l}.hook_resid_pre,
     blocks.{l}.hook_attn_out, blocks.{l}.hook_mlp_out, blocks.{l}.hook_resid_post, blocks.{l}.attn.hook_pattern
-    and blocks.{l}.attn.hook_z (shapes: this module's docstring). Any other name raises a KeyError (or a
+    and blocks.{l}.attn.hook_z (shapes: this module's docstring); hook_mlp_out only where the block has an mlp
+    (induction's AttnOnlyTransformer has none). Any other name raises a KeyError (or a
     ValueError) naming it, before the model runs. A forward hook that returns a tensor replaces the module's
     output with it; a forward pre-hook that returns a tuple replaces the module's positional inputs. No hook
     may stay registered after the call, even when the forward pass (or one of the hooks) raises.

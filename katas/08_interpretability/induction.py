@@ -9,9 +9,15 @@ smallest model that learns it, and the one this module builds, has two.
 
 The model is made of topic 06's components (Embed, PosEmbed, Attention, Unembed) and has no MLP and no
 LayerNorm: its blocks keep the names ln1 and ln_final, as identities, so that the tools of this topic
-(activations.attention_pattern, circuits.composition_scores) read it as they read a GPT2. Without
-LayerNorm the weights are the whole story: the composition scores of circuits.py describe exactly what
-the heads compute.
+(activations.run_with_cache and run_with_hooks, with the hook names of the modules it has, and
+circuits.composition_scores) read it as they read a GPT2. Without LayerNorm the residual stream is exactly
+the sum of the embeddings and the heads' outputs. The composition scores of circuits.py still only
+summarise how well two heads' weights line up: they ignore the softmax and the real inputs, and even random
+weights score above zero, so read a score against random matrices of the same shapes, never on its own.
+reverse_engineering.py then takes the circuit apart exactly.
+
+This topic's repeated tokens have no BOS token in front. ARENA and TransformerLens' to_tokens prepend one,
+which shifts every induction offset by one position.
 
 Repeated random tokens of one fixed length can be solved without induction: a single head can learn to
 look a fixed number of positions back. train_induction_model draws a new length at every step, so what
@@ -36,7 +42,7 @@ Read or watch first (curriculum.toml's `reading`):
   https://transformerlensorg.github.io/TransformerLens/
 """
 
-import copy
+import functools
 import importlib
 
 import torch
@@ -59,20 +65,25 @@ class AttnOnlyBlock(nn.Module):
         self.ln1 = nn.Identity()
         self.attn = transformer.Attention(cfg)
 
+    def forward(self, residual: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        return residual + self.attn(self.ln1(residual))
+
 
 class AttnOnlyTransformer(nn.Module):
     """An attention-only transformer built from topic 06's components, with GPT2's attribute names.
 
-    residual = embed(tokens) + pos_embed(tokens); then, for every block in turn,
-    residual = residual + block.attn(block.ln1(residual)); logits = unembed(ln_final(residual)).
+    residual = embed(tokens) + pos_embed(tokens); then, for every block in turn, residual = block(residual)
+    (AttnOnlyBlock's forward, given: residual + attn(ln1(residual))); logits = unembed(ln_final(residual)).
     ln1 and ln_final are identities (this model has no LayerNorm) and there is no MLP: the residual stream
-    is the embeddings plus the output of every head, nothing else.
+    is the embeddings plus the output of every head, nothing else. Call the blocks and the modules
+    themselves, so that activations.run_with_cache and run_with_hooks see every block's input and output:
+    hook_resid_pre and hook_resid_post are the input and output of a block.
 
     Shapes:
         forward(tokens): [batch, pos] (int) -> [batch, pos, d_vocab]
 
     Hints (the next one: katas hint AttnOnlyTransformer 2):
-        1. It is 06's GPT2.forward with each block written out: attention only, and a residual addition.
+        1. It is 06's GPT2.forward, with blocks that hold attention only.
     """
 
     def __init__(self, cfg: transformer.Config):
@@ -97,17 +108,15 @@ def attention_patterns(
 ) -> Float[Tensor, "n_layers batch n_heads query_pos key_pos"]:
     """The attention pattern of every head of every layer of an AttnOnlyTransformer on tokens, stacked.
 
-    Run the model's residual stream forward as its forward pass does, and record at each block the pattern
-    its attention computes from what it reads (activations.attention_pattern does that from the stream
-    before the block). Analysis only: no gradients, detached results.
+    activations.run_with_cache records them all, under blocks.{l}.attn.hook_pattern. Analysis only: no
+    gradients, detached results.
 
     Shapes:
         tokens: [batch, pos]
         returns: [n_layers, batch, n_heads, query_pos, key_pos], each row summing to 1 over key_pos
 
     Hints (the next one: katas hint attention_patterns 2):
-        1. Layer 1's pattern depends on what layer 0 wrote: the stream must move forward between the
-           patterns, exactly as in the forward pass.
+        1. Layer 1's pattern depends on what layer 0 wrote: one run of the whole model gives every layer's.
     """
     raise NotImplementedError
 
@@ -148,6 +157,34 @@ def train_induction_model(
     raise NotImplementedError
 
 
+# The capstone's recipe: small enough to train in well under a minute on a laptop's CPU, large enough to learn
+# induction reliably (the induction head forms after 700 to 1600 steps for every seed tried).
+INDUCTION_CONFIG = transformer.Config(d_model=32, n_heads=4, d_head=8, d_mlp=1, n_layers=2, n_ctx=24, d_vocab=30)
+INDUCTION_TRAINING = {"steps": 2000, "batch": 128, "min_seq_len": 4, "max_seq_len": 12, "lr": 1e-2}
+
+
+@functools.cache
+def trained_induction_model(seed: int) -> tuple[AttnOnlyTransformer, list[float]]:
+    """The capstone model: an AttnOnlyTransformer of INDUCTION_CONFIG initialised under torch.manual_seed(seed)
+    (the global random state is restored afterwards), trained by your train_induction_model with
+    INDUCTION_TRAINING and torch.Generator().manual_seed(seed). Returns (model, the loss of every step).
+
+    Trained once per process and seed (functools.cache): the tests of induction.py and reverse_engineering.py
+    and the notebook share one model, so analyse it, never change it. A model this small trains fastest on
+    one thread, so it trains on one.
+    """
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = AttnOnlyTransformer(INDUCTION_CONFIG)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        losses = train_induction_model(model, **INDUCTION_TRAINING, generator=torch.Generator().manual_seed(seed))
+    finally:
+        torch.set_num_threads(threads)
+    return model, losses
+
+
 @kata
 def find_heads(model: AttnOnlyTransformer, tokens: Int[Tensor, "batch pos"], seq_len: int) -> tuple[int, int]:
     """Find the induction circuit of a two-layer model: the previous-token head of layer 0 and the induction
@@ -180,14 +217,20 @@ def repeated_half_loss(
 
     tokens are repeated random tokens (pos = 2 * seq_len). Count the predictions made at the positions
     seq_len .. 2 * seq_len - 2, that is, of the tokens at seq_len + 1 .. 2 * seq_len - 1: each has been seen
-    before, after the same token, so an induction head can predict it. (The token at position seq_len, the
-    first of the repeat, cannot be predicted: nothing came before its first copy.) Average the cross-entropy
-    over the batch and those seq_len - 1 positions.
+    before, after the same token. (The token at position seq_len, the first of the repeat, cannot be
+    predicted: nothing came before its first copy.) Average the cross-entropy over the batch and those
+    seq_len - 1 positions.
+
+    Not every one of them can be predicted for sure: when the current token occurs twice in the first half,
+    two different tokens followed it, and copying cannot tell which comes now. With d_vocab 30 and seq_len
+    10 that happens to 1 - (29/30)^9, about 26% of the predictions, and even a perfect induction head pays
+    about log 2 on each of them: the loss levels off near 0.2, not at 0.
 
     ablate = (layer, head) zero-ablates that head: it writes nothing into the residual stream (its z, and so
-    its share of the attention's output, is zero; b_O stays). Do it on a copy of the model (copy.deepcopy)
-    with that head's W_O set to zero: the caller's model must come back unchanged. Analysis only: no
-    gradients, a detached result.
+    its share of the attention's output, is zero; b_O stays). Do it with the topic's ablation hook:
+    activations.run_with_hooks with a hook on blocks.{layer}.attn.hook_z (as attribution.ablate_head does),
+    so that no weight changes and the caller's model comes back as it was. Analysis only: no gradients, a
+    detached result.
 
     Shapes:
         tokens: [batch, 2 * seq_len]

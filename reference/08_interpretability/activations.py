@@ -50,7 +50,7 @@ from jaxtyping import Float, Int
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from katakit import differentiable, in_place, kata
+from katakit import in_place, kata
 
 transformer = importlib.import_module("..06_transformer.transformer", __package__)
 
@@ -70,6 +70,10 @@ def register_cache_hooks(model: nn.Module, cache: dict[str, Float[Tensor, "..."]
     input or the output of a module of 06 (resid_mid is what ln2 reads). The others you compute inside a
     hook, from what the module received: a LayerNorm's scale from its input and its cfg.layer_norm_eps;
     the pattern with the attention's own pattern method; z from the pattern, W_V and b_V.
+
+    A model that lacks some of these modules gets the names of those it has, as in TransformerLens:
+    induction's AttnOnlyTransformer has no ln2 and no mlp (so no resid_mid, mlp_out or ln2 names), and its
+    ln1 and ln_final are nn.Identity (so no hook_scale or hook_normalized for them).
 
     Shapes:
         model: topic 06's GPT2 (embed, pos_embed, blocks[l].ln1 / attn / ln2 / mlp, ln_final, unembed)
@@ -97,6 +101,9 @@ def register_cache_hooks(model: nn.Module, cache: dict[str, Float[Tensor, "..."]
         handles.append(module.register_forward_hook(hook))
 
     def save_layer_norm(ln: nn.Module, prefix: str) -> None:
+        if isinstance(ln, nn.Identity):  # no LayerNorm there, so no scale and no normalized output
+            return
+
         def hook(ln: nn.Module, args: tuple, output: Tensor) -> None:
             centred = args[0] - args[0].mean(dim=-1, keepdim=True)
             scale = (centred.pow(2).mean(dim=-1, keepdim=True) + ln.cfg.layer_norm_eps).sqrt()
@@ -126,11 +133,12 @@ def register_cache_hooks(model: nn.Module, cache: dict[str, Float[Tensor, "..."]
         prefix = f"blocks.{layer}"
         save(block, input_name=f"{prefix}.hook_resid_pre", output_name=f"{prefix}.hook_resid_post")
         save(block.attn, output_name=f"{prefix}.hook_attn_out")
-        save(block.ln2, input_name=f"{prefix}.hook_resid_mid")
-        save(block.mlp, output_name=f"{prefix}.hook_mlp_out")
         save_layer_norm(block.ln1, f"{prefix}.ln1")
-        save_layer_norm(block.ln2, f"{prefix}.ln2")
         save_attention(block.attn, f"{prefix}.attn")
+        if hasattr(block, "mlp"):  # an attention-only block has no ln2 and no MLP
+            save(block.ln2, input_name=f"{prefix}.hook_resid_mid")
+            save(block.mlp, output_name=f"{prefix}.hook_mlp_out")
+            save_layer_norm(block.ln2, f"{prefix}.ln2")
     save_layer_norm(model.ln_final, "ln_final")
     return handles
 
@@ -165,7 +173,6 @@ def run_with_cache(
 
 
 @kata
-@differentiable
 def run_with_hooks(
     model: nn.Module, tokens: Int[Tensor, "batch pos"], hooks: dict[str, Hook]
 ) -> Float[Tensor, "batch pos d_vocab"]:
@@ -174,7 +181,8 @@ def run_with_hooks(
 
     The names you must support: hook_embed, hook_pos_embed, and for every layer l blocks.{l}.hook_resid_pre,
     blocks.{l}.hook_attn_out, blocks.{l}.hook_mlp_out, blocks.{l}.hook_resid_post, blocks.{l}.attn.hook_pattern
-    and blocks.{l}.attn.hook_z (shapes: this module's docstring). Any other name raises a KeyError (or a
+    and blocks.{l}.attn.hook_z (shapes: this module's docstring); hook_mlp_out only where the block has an mlp
+    (induction's AttnOnlyTransformer has none). Any other name raises a KeyError (or a
     ValueError) naming it, before the model runs. A forward hook that returns a tensor replaces the module's
     output with it; a forward pre-hook that returns a tuple replaces the module's positional inputs. No hook
     may stay registered after the call, even when the forward pass (or one of the hooks) raises.
@@ -207,9 +215,10 @@ def run_with_hooks(
             f"blocks.{layer}.attn.hook_pattern": (block.attn, "pattern"),
             f"blocks.{layer}.attn.hook_z": (block.attn, "z"),
             f"blocks.{layer}.hook_attn_out": (block.attn, "output"),
-            f"blocks.{layer}.hook_mlp_out": (block.mlp, "output"),
             f"blocks.{layer}.hook_resid_post": (block, "output"),
         }
+        if hasattr(block, "mlp"):
+            points[f"blocks.{layer}.hook_mlp_out"] = (block.mlp, "output")
     unknown = sorted(hooks.keys() - points.keys())
     if unknown:
         raise KeyError(f"no hook point named {unknown}; the supported names are {sorted(points)}")
