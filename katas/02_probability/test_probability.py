@@ -459,6 +459,44 @@ def test_entropy_of_uniform_and_certain_distributions(impl):
     )
 
 
+def p_log_p_over_q(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """sum_j p_j log(p_j / q_j) over the terms with p_j > 0, in float64: the definition, term by term."""
+    return torch.where(p > 0, p * (p.log() - q.log()), 0.0).sum(dim=-1)
+
+
+# Nearly certain rows: the information sits in probabilities of 1e-13 and 1e-4, far below 1, where an
+# eps added inside the log (log(p + 1e-12)) or a clamp(min=1e-12) is no longer negligible.
+NEARLY_CERTAIN = [[1 - 3e-13, 1e-13, 2e-13, 0.0], [1 - 3e-4, 1e-4, 2e-4, 0.0]]
+
+
+@pytest.mark.kata("entropy")
+def test_entropy_of_nearly_certain_distributions_keeps_its_tiny_terms(impl):
+    probs = torch.tensor(NEARLY_CERTAIN, dtype=F64)
+    assert_close(
+        impl.entropy(probs),
+        p_log_p_over_q(probs, torch.ones_like(probs)).neg(),
+        what="the entropy of rows whose other classes have probability 1e-13 and 1e-4",
+        hint="no eps inside the log and no clamp: they swamp p log p when p is smaller than eps. "
+        "Make only the p = 0 terms 0 (torch.special.xlogy)",
+        rtol=1e-9,
+        atol=0.0,
+    )
+
+
+@pytest.mark.kata("kl_divergence")
+def test_kl_divergence_of_nearly_certain_distributions_keeps_its_tiny_terms(impl):
+    p = torch.tensor(NEARLY_CERTAIN, dtype=F64)
+    q = torch.tensor([[1 - 3e-13, 5e-14, 5e-14, 2e-13], [1 - 3.1e-4, 5e-5, 2.5e-4, 1e-5]], dtype=F64)
+    assert_close(
+        impl.kl_divergence(p, q),
+        p_log_p_over_q(p, q),
+        what="KL(p || q) where p and q differ only in classes of probability 1e-13 and 1e-4",
+        hint="no eps inside the logs and no clamp: they swamp the terms when p and q are smaller than eps",
+        rtol=1e-9,
+        atol=0.0,
+    )
+
+
 @pytest.mark.kata("kl_divergence")
 def test_kl_divergence_matches_torch_distributions(impl):
     p, q = torch.randn(3, 5, dtype=F64).softmax(dim=-1), torch.randn(3, 5, dtype=F64).softmax(dim=-1)
