@@ -156,11 +156,18 @@ class MultiHeadAttention(nn.Module):
     It works in any float dtype (the module cast with .to(dtype), and x of that dtype) and on any
     device.
 
+    forward passes the pattern through self.hook_pattern and z (each head's pattern @ v, before W_O) through
+    self.hook_z, and goes on with what they return. They are identity modules, TransformerLens' hook points:
+    they change nothing, but topic 08 attaches forward hooks to them to read the pattern and z as the model
+    runs (its cache) and to replace them (its ablations), without computing the attention twice.
+
     Shapes:
         W_Q, W_K, W_V: [n_heads, d_model, d_head]     b_Q, b_K, b_V: [n_heads, d_head]
         W_O: [n_heads, d_head, d_model]               b_O: [d_model]
         pattern(x): [batch, pos, d_model] -> [batch, n_heads, query_pos, key_pos]
         forward(x): [batch, pos, d_model] -> [batch, pos, d_model]
+        what hook_pattern receives: [batch, n_heads, query_pos, key_pos], the pattern forward uses
+        what hook_z receives: [batch, pos, n_heads, d_head] (TransformerLens' order), the z forward uses
 
     Hints (the next one: katas hint MultiHeadAttention 2):
         1. Give q, k and v a head axis in front of pos: then your attention_scores and apply_causal_mask work
@@ -178,6 +185,9 @@ class MultiHeadAttention(nn.Module):
         self.b_K = nn.Parameter(torch.zeros(n_heads, d_head))
         self.b_V = nn.Parameter(torch.zeros(n_heads, d_head))
         self.b_O = nn.Parameter(torch.zeros(d_model))
+        # TransformerLens' hook points: identity modules that forward passes the pattern and z through.
+        self.hook_pattern = nn.Identity()
+        self.hook_z = nn.Identity()
 
     @kata
     def pattern(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch n_heads query_pos key_pos"]:
@@ -186,7 +196,8 @@ class MultiHeadAttention(nn.Module):
 
     @kata
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
-        """Self-attention of x: sum over heads of (pattern @ v) @ W_O, plus b_O."""
+        """Self-attention of x: sum over heads of (pattern @ v) @ W_O, plus b_O, with the pattern passed
+        through self.hook_pattern and z ([batch, pos, n_heads, d_head]) through self.hook_z."""
         raise NotImplementedError
 
 

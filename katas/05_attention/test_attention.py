@@ -638,3 +638,97 @@ def test_ov_circuit_rank_counts_singular_values_above_rtol_times_the_largest(imp
     assert impl.ov_circuit_rank(W_V, W_O, rtol=0.25).tolist() == [2, 2, 1, 0, 2], (
         "with rtol = 0.25 the threshold of (4, 2, 1) is exactly 1: a singular value must be greater than it to count"
     )
+
+
+# --- MultiHeadAttention's hook points -----------------------------------------------------------
+
+
+def heads_of(attn: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The oracle's causal pattern [batch, n_heads, query, key] and values [batch, n_heads, key, d_head]."""
+    q, k, v = (
+        einops.einsum(x, w, "b p m, h m d -> b h p d") + b[:, None]
+        for w, b in ((attn.W_Q, attn.b_Q), (attn.W_K, attn.b_K), (attn.W_V, attn.b_V))
+    )
+    scores = (q @ k.transpose(-1, -2) / k.shape[-1] ** 0.5).masked_fill(~tril(x.shape[1]), float("-inf"))
+    return torch.softmax(scores, dim=-1), v
+
+
+def run_with_forward_hooks(attn: nn.Module, x: torch.Tensor, **hooks: Callable) -> torch.Tensor:
+    """attn(x) with hook(module, args, output) registered on the named submodules, removed afterwards."""
+    handles = [getattr(attn, name).register_forward_hook(hook) for name, hook in hooks.items()]
+    try:
+        with torch.no_grad():
+            return attn(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@pytest.mark.kata("MultiHeadAttention")
+def test_multi_head_attention_passes_its_pattern_and_z_through_its_hook_points(impl):
+    pos, n_heads, d_head, d_model = 5, 3, 4, 7
+    ours = randomised(impl.MultiHeadAttention(d_model, n_heads, d_head))
+    x = torch.randn(BATCH, pos, d_model, dtype=F64)
+    pattern, v = heads_of(ours, x)
+    seen: dict[str, list[torch.Tensor]] = {"hook_pattern": [], "hook_z": []}
+
+    def record(name: str) -> Callable:
+        return lambda module, args, output: seen[name].append(args[0])
+
+    run_with_forward_hooks(ours, x, hook_pattern=record("hook_pattern"), hook_z=record("hook_z"))
+    for name, count in ((name, len(seen[name])) for name in seen):
+        assert count == 1, (
+            f"one forward pass called self.{name} {count} times, expected once: pass the pattern through "
+            "self.hook_pattern and z through self.hook_z in forward, and use what they return"
+        )
+    assert_close(
+        seen["hook_pattern"][0],
+        pattern,
+        what="what self.hook_pattern received: the pattern [batch, n_heads, query_pos, key_pos]",
+        hint="pass self.pattern(x) itself, before multiplying by v",
+    )
+    z = einops.rearrange(pattern @ v, "b h p d -> b p h d")
+    assert seen["hook_z"][0].shape == z.shape, (
+        f"self.hook_z should receive z as [batch, pos, n_heads, d_head] = {list(z.shape)} (TransformerLens' order), "
+        f"got {list(seen['hook_z'][0].shape)}: rearrange pattern @ v to put pos before n_heads"
+    )
+    assert_close(seen["hook_z"][0], z, what="what self.hook_z received: z = pattern @ v, [batch, pos, n_heads, d_head]")
+
+
+@pytest.mark.kata("MultiHeadAttention")
+def test_multi_head_attention_goes_on_with_what_its_hook_points_return(impl):
+    pos, n_heads, d_head, d_model = 5, 3, 4, 7
+    ours = randomised(impl.MultiHeadAttention(d_model, n_heads, d_head))
+    x = torch.randn(BATCH, pos, d_model, dtype=F64)
+    pattern, v = heads_of(ours, x)
+    uniform = (tril(pos) / tril(pos).sum(dim=-1, keepdim=True)).to(F64).expand(BATCH, n_heads, pos, pos)
+    z, z_of_uniform = (einops.rearrange(p @ v, "b h p d -> b p h d") for p in (pattern, uniform))
+    all_but_head_1 = (torch.arange(n_heads) != 1).to(F64)[:, None]  # [n_heads, 1]: broadcasts over d_head
+    seen_z: list[torch.Tensor] = []
+
+    def write(z: torch.Tensor) -> torch.Tensor:
+        return einops.einsum(z, ours.W_O, "b p h d, h d m -> b p m") + ours.b_O
+
+    def zero_head_1(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+        seen_z.append(output)
+        return output * all_but_head_1
+
+    assert_close(
+        run_with_forward_hooks(ours, x, hook_pattern=lambda module, args, output: uniform),
+        write(z_of_uniform),
+        what="MultiHeadAttention(x) with a hook on hook_pattern that returns a uniform causal pattern",
+        hint="multiply v by what self.hook_pattern returns, not by the pattern you passed it",
+    )
+    assert_close(
+        run_with_forward_hooks(ours, x, hook_z=zero_head_1),
+        write(z * all_but_head_1),
+        what="MultiHeadAttention(x) with a hook on hook_z that zeroes head 1",
+        hint="contract what self.hook_z returns with W_O, not the z you passed it",
+    )
+    assert_close(
+        run_with_forward_hooks(ours, x, hook_pattern=lambda module, args, output: uniform, hook_z=zero_head_1),
+        write(z_of_uniform * all_but_head_1),
+        what="MultiHeadAttention(x) with both hooks: the uniform pattern, then head 1 of its z zeroed",
+        hint="z is computed from what self.hook_pattern returned, then passed through self.hook_z",
+    )
+    assert_close(seen_z[-1], z_of_uniform, what="what self.hook_z received after hook_pattern replaced the pattern")

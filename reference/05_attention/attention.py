@@ -179,11 +179,18 @@ class MultiHeadAttention(nn.Module):
     It works in any float dtype (the module cast with .to(dtype), and x of that dtype) and on any
     device.
 
+    forward passes the pattern through self.hook_pattern and z (each head's pattern @ v, before W_O) through
+    self.hook_z, and goes on with what they return. They are identity modules, TransformerLens' hook points:
+    they change nothing, but topic 08 attaches forward hooks to them to read the pattern and z as the model
+    runs (its cache) and to replace them (its ablations), without computing the attention twice.
+
     Shapes:
         W_Q, W_K, W_V: [n_heads, d_model, d_head]     b_Q, b_K, b_V: [n_heads, d_head]
         W_O: [n_heads, d_head, d_model]               b_O: [d_model]
         pattern(x): [batch, pos, d_model] -> [batch, n_heads, query_pos, key_pos]
         forward(x): [batch, pos, d_model] -> [batch, pos, d_model]
+        what hook_pattern receives: [batch, n_heads, query_pos, key_pos], the pattern forward uses
+        what hook_z receives: [batch, pos, n_heads, d_head] (TransformerLens' order), the z forward uses
 
     Hints:
         1. Give q, k and v a head axis in front of pos: then your attention_scores and apply_causal_mask work
@@ -191,8 +198,9 @@ class MultiHeadAttention(nn.Module):
         2. Project x with one einops.einsum per weight, contracting d_model and keeping n_heads; a bias
            [n_heads, d_head] needs a size-1 axis for pos to broadcast.
         3. pattern is the softmax over key_pos of the scores, causally masked when self.causal. forward
-           multiplies the pattern by v, head by head, then contracts with W_O over both n_heads and d_head
-           (which sums the heads) and adds b_O.
+           passes it through self.hook_pattern, multiplies what comes back by v, head by head, puts pos before
+           n_heads (einops.rearrange) and passes that z through self.hook_z, then contracts what comes back with
+           W_O over both n_heads and d_head (which sums the heads) and adds b_O.
     """
 
     def __init__(self, d_model: int, n_heads: int, d_head: int, causal: bool = True, init_range: float = 0.02):
@@ -206,6 +214,9 @@ class MultiHeadAttention(nn.Module):
         self.b_K = nn.Parameter(torch.zeros(n_heads, d_head))
         self.b_V = nn.Parameter(torch.zeros(n_heads, d_head))
         self.b_O = nn.Parameter(torch.zeros(d_model))
+        # TransformerLens' hook points: identity modules that forward passes the pattern and z through.
+        self.hook_pattern = nn.Identity()
+        self.hook_z = nn.Identity()
 
     @kata
     def pattern(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch n_heads query_pos key_pos"]:
@@ -220,11 +231,13 @@ class MultiHeadAttention(nn.Module):
 
     @kata
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
-        """Self-attention of x: sum over heads of (pattern @ v) @ W_O, plus b_O."""
+        """Self-attention of x: sum over heads of (pattern @ v) @ W_O, plus b_O, with the pattern passed
+        through self.hook_pattern and z ([batch, pos, n_heads, d_head]) through self.hook_z."""
         project = "batch pos d_model, n_heads d_model d_head -> batch n_heads pos d_head"
         v = einops.einsum(x, self.W_V, project) + self.b_V[:, None]
-        z = self.pattern(x) @ v
-        out = einops.einsum(z, self.W_O, "batch n_heads pos d_head, n_heads d_head d_model -> batch pos d_model")
+        pattern = self.hook_pattern(self.pattern(x))
+        z = self.hook_z(einops.rearrange(pattern @ v, "batch n_heads pos d_head -> batch pos n_heads d_head"))
+        out = einops.einsum(z, self.W_O, "batch pos n_heads d_head, n_heads d_head d_model -> batch pos d_model")
         return out + self.b_O
 
 
