@@ -10,10 +10,13 @@ report to show instead of pytest's (katakit.tracebacks).
 from __future__ import annotations
 
 import ast
+import builtins
 import contextlib
+import difflib
 import linecache
 import os
 import re
+import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -321,12 +324,36 @@ def _message(excinfo: pytest.ExceptionInfo[BaseException]) -> tuple[str, str | N
     message = excinfo.exconly(tryshort=True)
     if not isinstance(excinfo.value, (NameError, AttributeError, ImportError)):
         return message, None
-    with contextlib.suppress(Exception):
-        python = "".join(traceback.format_exception_only(excinfo.value)).strip()
-        suggestion = re.search(r"Did you mean:? [^\n]*\?", python)
-        if suggestion and suggestion.group(0) not in message:
-            return f"{message}. {suggestion.group(0)}", suggestion.group(0)
+    try:
+        suggestion = _did_you_mean(excinfo)
+    except Exception:  # a suggestion is a courtesy: never a reason to lose the report
+        suggestion = None
+    if suggestion and suggestion not in message:
+        return f"{message}. {suggestion}", suggestion
     return message, None
+
+
+def _did_you_mean(excinfo: pytest.ExceptionInfo[BaseException]) -> str | None:
+    """Python's "Did you mean" (printed by the interpreter, not in the message before Python 3.12),
+    worked out the same way where the traceback module does not give it."""
+    error = excinfo.value
+    python = "".join(traceback.format_exception_only(error))
+    given = re.search(r"Did you mean:? [^\n]*\?", python)
+    if given:
+        return given.group(0)
+    name: str | None = None
+    candidates: list[str] = []
+    imported = re.match(r"cannot import name '(\w+)' from '([\w.]+)'", str(error))
+    if isinstance(error, ImportError) and imported:
+        name, module = imported.group(1), sys.modules.get(imported.group(2))
+        candidates = dir(module) if module is not None else []
+    elif isinstance(error, AttributeError) and getattr(error, "name", None) and getattr(error, "obj", None) is not None:
+        name, candidates = error.name, dir(error.obj)
+    elif isinstance(error, NameError) and getattr(error, "name", None) and excinfo.traceback:
+        frame = excinfo.traceback[-1].frame
+        name, candidates = error.name, [*frame.f_locals, *frame.f_globals, *dir(builtins)]
+    close = difflib.get_close_matches(name, [c for c in candidates if c != name], n=1) if name else []
+    return f"Did you mean: '{close[0]}'?" if close else None
 
 
 def _skip_decorators(filename: str, line: int) -> int:

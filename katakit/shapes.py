@@ -10,6 +10,7 @@ the parameters, the expected annotation and the size each dimension name was bou
 
 import functools
 import inspect
+import re
 import typing
 from collections.abc import Callable
 from typing import TypeVar
@@ -54,8 +55,34 @@ def kata(fn: F) -> F:
     signature = inspect.signature(fn)
 
     @functools.wraps(fn)
+    def advised(*args, **kwargs):
+        try:
+            return checked(*args, **kwargs)
+        except TypeError as error:  # jaxtyping's TypeCheckError
+            advice = _number_advice(str(error))
+            if not advice:
+                raise
+            raise type(error)(f"{error}\n{advice}") from None
+
+    @functools.wraps(fn)
     def kept_promises(*args, **kwargs):
         calls.note(fn)  # which katas a test calls: blame follows them (katakit.blame)
-        return promises.call(fn, signature, args, kwargs, checked)
+        return promises.call(fn, signature, args, kwargs, advised)
 
     return typing.cast(F, kept_promises)
+
+
+# jaxtyping's report of a tensor returned where a Python number is due:
+# "... the return value ... Actual value: bool[](torch) ... Expected type: bool."
+_TENSOR_FOR_NUMBER = re.compile(
+    r"the return value.*Actual value: \w+\[[^\]]*\]\(torch\).*Expected type: (bool|int|float)\.", re.S
+)
+
+
+def _number_advice(message: str) -> str:
+    """For a tensor returned where the annotation says bool, int or float: `.item()`."""
+    found = _TENSOR_FOR_NUMBER.search(message)
+    if not found:
+        return ""
+    name = found.group(1)
+    return f"A 0-d tensor is not a Python {name}: return `{name}(t.item())` (`.item()` turns it into a Python number)."
