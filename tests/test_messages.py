@@ -36,7 +36,7 @@ def test_python_s_did_you_mean_is_kept(code, suggestion):
 def test_a_tensor_returned_for_a_bool_says_item():
     @kata
     def positive(x: float) -> bool:
-        return torch.tensor(x) > 0
+        return torch.tensor(x) > 0  # type: ignore[return-value]  # the mistake under test
 
     with pytest.raises(TypeError, match=r"(?s)Expected type: bool\..*\.item\(\)"):
         positive(1.0)
