@@ -301,7 +301,10 @@ def torch_scalar_grads(fn, inputs: list[float], upstream: float = 1.0) -> tuple[
 
 def assert_floats_close(actual: list, expected: list[float], *, what: str, hint: str) -> None:
     for value in actual:
-        assert isinstance(value, float | int), f"{what}: expected plain numbers, got {type(value).__name__}"
+        # Python floats, as promised: an int (backward's self.grad = 1) equals its float, so check the type
+        assert type(value) is float, (
+            f"{what}: expected Python floats (1.0, not 1), got {type(value).__name__} {value!r}"
+        )
     assert_close(torch.tensor(actual, dtype=F64), torch.tensor(expected, dtype=F64), what=what, hint=hint)
 
 
