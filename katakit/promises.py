@@ -15,11 +15,13 @@
   autograd graph.
 - **Differentiable results.** The result of `forward` of a module, and of a kata declared
   `@differentiable` (a loss, a patched run: its docstring means it to be differentiated), can be
-  differentiated: autograd runs back through it to every leaf, leaving no `.grad` anywhere. A
-  `@differentiable` kata whose inputs did not require grad is called again on copies that do.
+  differentiated: autograd runs back through it to every leaf, leaving no `.grad` anywhere (not when a
+  module has backward hooks, which would run). A `@differentiable` kata whose inputs did not require
+  grad is called again on copies that do.
 - **Transformed inputs.** A kata that can be called again (not in place; tensors, numbers, strings
   and sequences of them as arguments; a tensor or a sequence of tensors as result) is called again
-  with every tensor argument non-contiguous (the same values), and, where the annotations of some
+  with every tensor argument non-contiguous (the same values; not one that requires grad or holds a
+  single element), and, where the annotations of some
   arguments and of the result start with the same variadic dim (`*batch`, `...`), with one more
   leading axis (`torch.stack([x, x])`) and as a batch of one (`x.unsqueeze(0)`): the answers must agree
   (allclose for floats, equal otherwise). Each call again starts from the global RNG state the first
@@ -30,8 +32,9 @@
 
 The checks run only while `checking()` is on: the pytest plugin turns it on for each kata test (not
 for benchmarks, where copying inputs would skew the timings). The costly ones (copies of a module's
-weights, the backward pass, the calls again) run on the first call of each kata in a test. A broken
-promise is an AssertionError whose message names the kata and the argument.
+weights, the backward pass, the calls again) run on the first call of each kata in a test, and not
+inside torch.func's transforms. A broken promise is an AssertionError whose message names the kata
+and the argument.
 """
 
 import collections
@@ -613,7 +616,8 @@ def _difference(expected: object, actual: object) -> str:
         return f"it returned shape {list(actual.shape)} instead of {list(expected.shape)}"
     if expected.dtype != actual.dtype:
         return f"it returned {actual.dtype} instead of {expected.dtype}"
-    gap = (actual.detach().double() - expected.detach().double()).abs().nan_to_num(nan=float("inf")).max()
+    wide = torch.complex128  # holds every dtype's values, bools included
+    gap = (actual.detach().to(wide) - expected.detach().to(wide)).abs().nan_to_num(nan=float("inf")).max()
     return f"the values differ by up to {float(gap):.3g}"
 
 
@@ -730,8 +734,15 @@ def _check_differentiable_copies(kata: str, replay: _Replay) -> None:
     }
     if not copies or torch.is_inference_mode_enabled():
         return
-    with torch.enable_grad():
-        result = replay(copies)
+    try:
+        with torch.enable_grad():
+            result = replay(copies)
+    except Exception as error:  # noqa: BLE001 - the kata's own error is the answer to report
+        raise BrokenPromise(
+            f"{kata} raised {type(error).__name__} when {_listed(list(copies))} "
+            f"{'require' if len(copies) > 1 else 'requires'} grad: {str(error).strip()[:300]}. Its result is meant "
+            "to be differentiated: work with the tensors as they are, without .numpy() or in-place edits of them."
+        ) from error
     outputs = _attached_floats(result)
     if not outputs:
         raise BrokenPromise(
@@ -744,6 +755,10 @@ def _check_differentiable_copies(kata: str, replay: _Replay) -> None:
 
 
 # --- the call --------------------------------------------------------------------------------------
+
+
+def _in_torch_func() -> bool:
+    return bool(getattr(torch._C, "_are_functorch_transforms_active", lambda: False)())
 
 
 def call(fn: Callable[..., Any], signature: inspect.Signature, args: tuple, kwargs: dict, run: Callable[..., Any]):
@@ -759,8 +774,11 @@ def call(fn: Callable[..., Any], signature: inspect.Signature, args: tuple, kwar
         _record(fn, signature, arguments, record)
     if test is None:
         return run(*args, **kwargs)
-    first = fn not in test.sampled
-    test.sampled.add(fn)
+    # The costly checks, once per kata and test; not inside torch.func's transforms (vmap, grad), whose
+    # tensors stand for a batch or a tangent that the checker's own calls would not see.
+    first = fn not in test.sampled and not _in_torch_func()
+    if first:
+        test.sampled.add(fn)
     watches = _watched(fn, arguments, copy=first)
     replayable = first and not getattr(fn, IN_PLACE, None) and all(_replayable(value) for value in arguments.values())
     rng = _rng_state() if replayable else None
