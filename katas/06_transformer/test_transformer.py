@@ -282,6 +282,29 @@ def test_layer_norm_puts_the_config_eps_inside_the_square_root(impl):
     )
 
 
+@pytest.mark.kata("LayerNorm")
+@pytest.mark.parametrize(("dtype", "offset", "atol"), [(torch.float32, 1e4, 5e-2), (torch.float64, 1e8, 1e-5)])
+def test_layer_norm_of_vectors_far_from_the_origin(impl, dtype, offset, atol):
+    """Unit spread around a large offset: x^2 is offset^2, and mean(x^2) - mean(x)^2 loses every digit
+    of the variance. A correct float32 LayerNorm (F.layer_norm too) is up to ~1e-2 off here (rounding
+    of the mean at 1e4, ulp 1e-3), float64 ~2e-7 at 1e8: the tolerances leave a margin of 4 and more."""
+    cfg = impl.Config(d_model=7)
+    ours = impl.LayerNorm(cfg).to(dtype)
+    with torch.no_grad():
+        ours.w.copy_(1 + 0.3 * torch.randn(7))
+        ours.b.copy_(0.3 * torch.randn(7))
+    x = (offset + torch.randn(BATCH, POS, 7, dtype=torch.float64)).to(dtype)
+    expected = F.layer_norm(x.double(), (7,), ours.w.double(), ours.b.double(), eps=cfg.layer_norm_eps)
+    assert_close(
+        ours(x),
+        expected.to(dtype),
+        what=f"LayerNorm(x) in {dtype} of x = {offset:g} + noise",
+        hint="centre first, then average the squares of the centred x: mean(x^2) - mean(x)^2 cancels catastrophically",
+        atol=atol,
+        rtol=0.0,
+    )
+
+
 # --- Embed, PosEmbed --------------------------------------------------------------------------------
 
 
@@ -605,6 +628,8 @@ def test_generate_greedy_follows_the_argmax_of_the_last_position(impl):
     actual = impl.generate_greedy(Bigram(table), prompt, 5)
     assert actual.shape == (BATCH, 4 + 5), f"shape {list(actual.shape)}: return the prompt followed by the new tokens"
     assert torch.equal(actual[:, :4], prompt), "the prompt should come back unchanged at the start"
+    # torch.equal ignores dtypes: token ids stay int64, which F.cross_entropy needs as targets
+    assert actual.dtype == torch.int64, f"the tokens came back as {actual.dtype}: keep the prompt's int64"
     expected = greedy_chain(table, prompt[:, -1], 5)
     assert torch.equal(actual[:, 4:], expected), (
         f"generated {actual[:, 4:].tolist()}, expected {expected.tolist()}: use the logits at the LAST position"
@@ -620,6 +645,7 @@ def test_generate_sampled_is_reproducible_with_a_seeded_generator(impl):
     second = impl.generate_sampled(model, prompt, 8, generator=torch.Generator().manual_seed(seed))
     assert first.shape == (BATCH, 4 + 8), f"shape {list(first.shape)}: return the prompt followed by the new tokens"
     assert torch.equal(first[:, :4], prompt), "the prompt should come back unchanged at the start"
+    assert first.dtype == torch.int64, f"the tokens came back as {first.dtype}: keep the prompt's int64"
     assert torch.equal(first, second), "the same generator seed gave different tokens: draw from `generator`"
     torch.manual_seed(seed)
     third = impl.generate_sampled(model, prompt, 8)
