@@ -90,6 +90,20 @@ def test_stable_softmax_does_not_overflow_on_huge_scores(impl):
 
 
 @pytest.mark.kata("stable_softmax")
+@pytest.mark.parametrize("scale", [1e4, 1e-4])
+def test_stable_softmax_of_scores_spread_far_from_one(impl, scale):
+    """Scores that differ by about 1e4 within a row: shifting by anything but the row's maximum (its
+    minimum, its mean) still exponentiates numbers of 1e4. And scores of 1e-4, all close together."""
+    x = scale * torch.randn(2, 3, 5, dtype=F64)
+    assert_close(
+        impl.stable_softmax(x),
+        torch.softmax(x, dim=-1),
+        what=f"stable_softmax of float64 scores spread by {scale:g}",
+        hint="subtract each row's MAXIMUM (keepdim=True): after the minimum or the mean exp still overflows",
+    )
+
+
+@pytest.mark.kata("stable_softmax")
 def test_stable_softmax_gives_exactly_zero_to_minus_infinity(impl):
     x = torch.randn(3, 5, dtype=F64)
     x[:, 3:] = float("-inf")
@@ -575,6 +589,8 @@ def test_most_attended_key_of_hand_built_heads(impl):
 def test_most_attended_key_of_random_patterns(impl):
     pattern = torch.softmax(torch.randn(BATCH, HEADS, QUERIES, QUERIES), dim=-1)
     result = impl.most_attended_key(pattern)
+    # torch.equal ignores dtypes: positions index other tensors (gather, take_along_dim), which want int64
+    assert result.dtype == torch.int64, f"key positions are indices: int64, as argmax gives, got {result.dtype}"
     assert torch.equal(result, pattern.argmax(dim=-1)), (
         f"got {result[0, 0].tolist()} for pattern\n{pattern[0, 0]}\nwant the index of each row's maximum"
     )
