@@ -99,9 +99,9 @@ def factored_copying_score(
     circuits.copying_score of the d_vocab x d_vocab full OV circuit (the sum of its eigenvalues' real
     parts over the sum of their moduli) only ever sees its nonzero eigenvalues: the zeros add nothing to
     either sum. Compute it through the factors A = W_E W_V and B = W_O W_U, so that it runs on GPT-2
-    small's sizes (d_vocab 50257, d_model 768, d_head 64) in a fraction of a second and a few MB beyond
-    the weights: no matrix larger than W_E may be formed. The positional embedding, the LayerNorms and
-    the biases are left out, as in circuits.full_ov_circuit.
+    small's sizes (d_vocab 50257, d_model 768, d_head 64) in a fraction of a second, the two thin factors
+    (13 MB each in float32) being the largest matrices it makes: none may be larger than W_E. The
+    positional embedding, the LayerNorms and the biases are left out, as in circuits.full_ov_circuit.
 
     Shapes:
         W_E: [d_vocab, d_model]   W_V: [d_model, d_head]   W_O: [d_head, d_model]   W_U: [d_model, d_vocab]

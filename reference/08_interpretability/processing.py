@@ -2,10 +2,11 @@
 centre the weights that write to the residual stream, and centre the unembedding. The processed model
 computes the same log-probabilities, and its weights are easier to read.
 
-TransformerLens processes the weights of every model it loads by default (HookedTransformer.from_pretrained
-in versions up to 3, TransformerBridge's process_weights and compatibility mode in version 4: fold_ln,
-center_writing_weights, center_unembed), so the W_Q, W_U and W_E a researcher reads there are these
-processed weights, not GPT-2's own. Three facts make it free:
+TransformerLens' HookedTransformer.from_pretrained (up to version 3) processed the weights of every model it
+loaded by default (fold_ln, center_writing_weights, center_unembed); in version 4, TransformerBridge.
+boot_transformers loads them as they are, and its enable_compatibility_mode() or process_weights() (the same
+three options, all on by default) processes them. The W_Q, W_U and W_E a researcher reads in ARENA's
+exercises are these processed weights, not GPT-2's own. Three facts make the processing free:
 - A LayerNorm is x -> x_hat * w + b, with x_hat = (x - mean(x)) / scale. What reads it is linear,
   y = LN(x) @ W + bias = x_hat @ (w[:, None] * W) + (b @ W + bias): w can move into the rows of W, and b into
   the bias, leaving a LayerNorm without w and b (TransformerLens' LayerNormPre; topic 06's LayerNorm with
@@ -24,9 +25,9 @@ What `hook_normalized` holds depends on the convention, and this is where reader
 - this topic's cache (activations.run_with_cache), and TransformerLens' HookedTransformer loaded with
   fold_ln=False: the LayerNorm's output, AFTER w and b;
 - HookedTransformer.from_pretrained with its defaults (fold_ln=True, LayerNormPre) and the version-4
-  TransformerBridge: x_hat, BEFORE w and b (after processing there are none left: they are in W_Q, W_in,
-  W_U...). On a model processed by process_weights below, our LayerNorms have w = 1 and b = 0, so our
-  hook_normalized is x_hat too, and the two conventions agree.
+  TransformerBridge, processed or not: x_hat, BEFORE w and b (after processing there are none left: they
+  are in W_Q, W_in, W_U...). On a model processed by process_weights below, our LayerNorms have w = 1 and
+  b = 0, so our hook_normalized is x_hat too, and the two conventions agree.
 This is also why TransformerLens' direct logit attribution has no w step (attribution's
 direct_logit_attribution has one): on the processed model, the final LayerNorm is only "subtract the mean,
 divide by hook_scale" (cache.apply_ln_to_stack), and ln_final's w already sits in the rows of W_U, its b in
