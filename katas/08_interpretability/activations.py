@@ -67,9 +67,11 @@ def register_cache_hooks(model: nn.Module, cache: dict[str, Float[Tensor, "..."]
     Return the handles of every hook you registered (handle.remove() takes a hook off again); running the
     model is run_with_cache's job. A forward hook is called as hook(module, args, output) after the
     module ran: args is the tuple of its positional inputs, output what it returned. Most names are the
-    input or the output of a module of 06 (resid_mid is what ln2 reads). The others you compute inside a
-    hook, from what the module received: a LayerNorm's scale from its input and its cfg.layer_norm_eps;
-    the pattern with the attention's own pattern method; z from the pattern, W_V and b_V.
+    input or the output of a module of 06 (resid_mid is what ln2 reads). The pattern and z are the outputs of
+    the attention's hook points, attn.hook_pattern and attn.hook_z: the identity modules 05's forward passes
+    them through, as TransformerLens does, so the cache reads them instead of computing the attention again.
+    The LayerNorms' scales you compute inside a hook, from what the LayerNorm received and its
+    cfg.layer_norm_eps.
 
     A model that lacks some of these modules gets the names of those it has, as in TransformerLens:
     induction's AttnOnlyTransformer has no ln2 and no mlp (so no resid_mid, mlp_out or ln2 names), and its
@@ -124,10 +126,10 @@ def run_with_hooks(
     output with it; a forward pre-hook that returns a tuple replaces the module's positional inputs. No hook
     may stay registered after the call, even when the forward pass (or one of the hooks) raises.
 
-    The pattern and z exist only inside 05's attention: to replace them, let the attention run, then
-    compute its output again from its input (pattern, hooked; z, hooked; z @ W_O summed over heads, + b_O)
-    and return that as the output. When a layer has both, the pattern hook runs first, and z is computed
-    from the pattern it returned; hook_attn_out of that layer then receives the recomputed output.
+    The pattern and z are the outputs of the attention's hook points attn.hook_pattern and attn.hook_z
+    (identity modules; 05's forward goes on with what they return): replace them as any module's output.
+    When a layer has both, the pattern hook runs first, and z is computed from the pattern it returned;
+    hook_attn_out of that layer then receives the output computed from them.
 
     Shapes:
         model: topic 06's GPT2
@@ -139,7 +141,7 @@ def run_with_hooks(
 
     Hints (the next one: katas hint run_with_hooks 2):
         1. Build a table from every supported name to where it lives: which module, and whether it is the
-           module's input, its output, or the attention's pattern or z.
+           module's input or its output (the pattern and z: the outputs of attn.hook_pattern and attn.hook_z).
     """
     raise NotImplementedError
 

@@ -71,10 +71,14 @@ for _layer in range(N_LAYERS):
         f"blocks.{_layer}.hook_resid_pre": ("resid", "the INPUT of block l"),
         f"blocks.{_layer}.ln1.hook_scale": ("scale", "sqrt(biased variance of ln1's INPUT + eps): eps forgotten?"),
         f"blocks.{_layer}.ln1.hook_normalized": ("resid", "what ln1 returns (after w and b)"),
-        f"blocks.{_layer}.attn.hook_pattern": ("pattern", "attn.pattern of attn's input (ln1's output)"),
+        f"blocks.{_layer}.attn.hook_pattern": (
+            "pattern",
+            "the output of attn.hook_pattern, through which 05's forward passes attn.pattern of ln1's output",
+        ),
         f"blocks.{_layer}.attn.hook_z": (
             "z",
-            "z = pattern @ (x W_V + b_V) in [batch, pos, n_heads, d_head] order (not heads first); b_V forgotten?",
+            "the output of attn.hook_z, through which 05's forward passes z = pattern @ (x W_V + b_V) in "
+            "[batch, pos, n_heads, d_head] order (not heads first); b_V forgotten?",
         ),
         f"blocks.{_layer}.hook_attn_out": ("resid", "the output of attn (not yet added to the residual stream)"),
         f"blocks.{_layer}.hook_resid_mid": ("resid", "resid_pre + attn_out: ln2's INPUT, not its output"),
@@ -172,7 +176,8 @@ def assert_matches_hf_cache(cache: dict, expected: dict, where: str) -> None:
     missing = sorted(expected.keys() - cache.keys())
     assert not missing, (
         f"{where} has no entries {missing}. The names are TransformerLens' hook names, all of them for every layer "
-        "(see the module docstring)."
+        "(see the module docstring); the pattern and z are the outputs of attn.hook_pattern and attn.hook_z, which "
+        "05's MultiHeadAttention.forward must pass them through."
     )
     for name, (kind, hint) in NAMES.items():
         assert list(cache[name].shape) == SHAPES[kind], (
@@ -371,8 +376,7 @@ def test_run_with_hooks_hands_every_hook_its_activation(impl, hf, ours):
         logits,
         expected_logits,
         what="the logits when every hook returns what it received",
-        hint="a hook that returns its input must change nothing: recompute the attention output exactly "
-        "(z contracted with W_O over n_heads and d_head, plus b_O)",
+        hint="a hook that returns its input must change nothing",
     )
 
 
@@ -490,8 +494,8 @@ def test_run_with_hooks_applies_pattern_then_z_then_attn_out_in_one_layer(impl, 
         seen["attn_out"],
         expected_activations["blocks.1.hook_attn_out"],
         what="what hook_attn_out received when the same layer's pattern and z are hooked too",
-        hint="hook_attn_out must receive the output recomputed from the hooked pattern and z: register the "
-        "attention's recomputation BEFORE the hook_attn_out hook, and compute z from the HOOKED pattern",
+        hint="hook_attn_out must receive the attention's output computed from the hooked pattern and z: hook "
+        "attn.hook_pattern and attn.hook_z, the modules 05's forward passes them through",
     )
     assert_close(actual, expected, what="the logits with pattern, z and attn_out of layer 1 hooked")
 

@@ -67,9 +67,11 @@ def register_cache_hooks(model: nn.Module, cache: dict[str, Float[Tensor, "..."]
     Return the handles of every hook you registered (handle.remove() takes a hook off again); running the
     model is run_with_cache's job. A forward hook is called as hook(module, args, output) after the
     module ran: args is the tuple of its positional inputs, output what it returned. Most names are the
-    input or the output of a module of 06 (resid_mid is what ln2 reads). The others you compute inside a
-    hook, from what the module received: a LayerNorm's scale from its input and its cfg.layer_norm_eps;
-    the pattern with the attention's own pattern method; z from the pattern, W_V and b_V.
+    input or the output of a module of 06 (resid_mid is what ln2 reads). The pattern and z are the outputs of
+    the attention's hook points, attn.hook_pattern and attn.hook_z: the identity modules 05's forward passes
+    them through, as TransformerLens does, so the cache reads them instead of computing the attention again.
+    The LayerNorms' scales you compute inside a hook, from what the LayerNorm received and its
+    cfg.layer_norm_eps.
 
     A model that lacks some of these modules gets the names of those it has, as in TransformerLens:
     induction's AttnOnlyTransformer has no ln2 and no mlp (so no resid_mid, mlp_out or ln2 names), and its
@@ -85,9 +87,9 @@ def register_cache_hooks(model: nn.Module, cache: dict[str, Float[Tensor, "..."]
            name (and the module) and returns a hook that remembers it, then call it for every module.
         2. The input and the output of block l are its resid_pre and resid_post; ln2's input is resid_mid.
            A hook's output and args[0] are still part of the autograd graph: store them detached.
-        3. scale = sqrt(mean of the squared centred input + eps), keeping the last axis. For z, project the
-           attention's input to the values with W_V and b_V, then contract the pattern over key_pos with
-           them, keeping the [batch, pos, n_heads, d_head] order.
+        3. scale = sqrt(mean of the squared centred input + eps), keeping the last axis. The pattern and z need
+           no maths: attn.hook_pattern and attn.hook_z are modules like any other, and z already comes in the
+           [batch, pos, n_heads, d_head] order.
     """
     handles = []
 
@@ -112,21 +114,6 @@ def register_cache_hooks(model: nn.Module, cache: dict[str, Float[Tensor, "..."]
 
         handles.append(ln.register_forward_hook(hook))
 
-    def save_attention(attn: nn.Module, prefix: str) -> None:
-        def hook(attn: nn.Module, args: tuple, output: Tensor) -> None:
-            x = args[0]
-            pattern = attn.pattern(x)
-            v = einops.einsum(x, attn.W_V, "batch pos d_model, n_heads d_model d_head -> batch pos n_heads d_head")
-            z = einops.einsum(
-                pattern,
-                v + attn.b_V,
-                "batch n_heads query_pos key_pos, batch key_pos n_heads d_head -> batch query_pos n_heads d_head",
-            )
-            cache[f"{prefix}.hook_pattern"] = pattern.detach()
-            cache[f"{prefix}.hook_z"] = z.detach()
-
-        handles.append(attn.register_forward_hook(hook))
-
     save(model.embed, output_name="hook_embed")
     save(model.pos_embed, output_name="hook_pos_embed")
     for layer, block in enumerate(model.blocks):
@@ -134,7 +121,8 @@ def register_cache_hooks(model: nn.Module, cache: dict[str, Float[Tensor, "..."]
         save(block, input_name=f"{prefix}.hook_resid_pre", output_name=f"{prefix}.hook_resid_post")
         save(block.attn, output_name=f"{prefix}.hook_attn_out")
         save_layer_norm(block.ln1, f"{prefix}.ln1")
-        save_attention(block.attn, f"{prefix}.attn")
+        save(block.attn.hook_pattern, output_name=f"{prefix}.attn.hook_pattern")
+        save(block.attn.hook_z, output_name=f"{prefix}.attn.hook_z")
         if hasattr(block, "mlp"):  # an attention-only block has no ln2 and no MLP
             save(block.ln2, input_name=f"{prefix}.hook_resid_mid")
             save(block.mlp, output_name=f"{prefix}.hook_mlp_out")
@@ -187,10 +175,10 @@ def run_with_hooks(
     output with it; a forward pre-hook that returns a tuple replaces the module's positional inputs. No hook
     may stay registered after the call, even when the forward pass (or one of the hooks) raises.
 
-    The pattern and z exist only inside 05's attention: to replace them, let the attention run, then
-    compute its output again from its input (pattern, hooked; z, hooked; z @ W_O summed over heads, + b_O)
-    and return that as the output. When a layer has both, the pattern hook runs first, and z is computed
-    from the pattern it returned; hook_attn_out of that layer then receives the recomputed output.
+    The pattern and z are the outputs of the attention's hook points attn.hook_pattern and attn.hook_z
+    (identity modules; 05's forward goes on with what they return): replace them as any module's output.
+    When a layer has both, the pattern hook runs first, and z is computed from the pattern it returned;
+    hook_attn_out of that layer then receives the output computed from them.
 
     Shapes:
         model: topic 06's GPT2
@@ -202,18 +190,16 @@ def run_with_hooks(
 
     Hints:
         1. Build a table from every supported name to where it lives: which module, and whether it is the
-           module's input, its output, or the attention's pattern or z.
-        2. Forward hooks of one module run in the order they were registered, each receiving the output
-           the previous one returned: register the attention's recomputation before the hook_attn_out hook.
-        3. Recompute the attention exactly as register_cache_hooks computes z, with the hooks applied to the
-           pattern and to z in turn, then contract z with W_O over n_heads and d_head and add b_O.
+           module's input or its output (the pattern and z: the outputs of attn.hook_pattern and attn.hook_z).
+        2. An output is replaced by a forward hook that returns what hooks[name] made of it, an input by a
+           forward pre-hook that returns it as a one-element tuple; the hook points need nothing more.
     """
     points = {"hook_embed": (model.embed, "output"), "hook_pos_embed": (model.pos_embed, "output")}
     for layer, block in enumerate(model.blocks):
         points |= {
             f"blocks.{layer}.hook_resid_pre": (block, "input"),
-            f"blocks.{layer}.attn.hook_pattern": (block.attn, "pattern"),
-            f"blocks.{layer}.attn.hook_z": (block.attn, "z"),
+            f"blocks.{layer}.attn.hook_pattern": (block.attn.hook_pattern, "output"),
+            f"blocks.{layer}.attn.hook_z": (block.attn.hook_z, "output"),
             f"blocks.{layer}.hook_attn_out": (block.attn, "output"),
             f"blocks.{layer}.hook_resid_post": (block, "output"),
         }
@@ -222,9 +208,6 @@ def run_with_hooks(
     unknown = sorted(hooks.keys() - points.keys())
     if unknown:
         raise KeyError(f"no hook point named {unknown}; the supported names are {sorted(points)}")
-
-    def identity(activation: Tensor) -> Tensor:
-        return activation
 
     def replace_input(hook_fn: Hook) -> Callable:
         def hook(module: nn.Module, args: tuple) -> tuple:
@@ -238,35 +221,13 @@ def run_with_hooks(
 
         return hook
 
-    def recompute_attention(pattern_fn: Hook, z_fn: Hook) -> Callable:
-        def hook(attn: nn.Module, args: tuple, output: Tensor) -> Tensor:
-            x = args[0]
-            pattern = pattern_fn(attn.pattern(x))
-            v = einops.einsum(x, attn.W_V, "batch pos d_model, n_heads d_model d_head -> batch pos n_heads d_head")
-            z = z_fn(
-                einops.einsum(
-                    pattern,
-                    v + attn.b_V,
-                    "batch n_heads query_pos key_pos, batch key_pos n_heads d_head -> batch query_pos n_heads d_head",
-                )
-            )
-            out = einops.einsum(z, attn.W_O, "batch pos n_heads d_head, n_heads d_head d_model -> batch pos d_model")
-            return out + attn.b_O
-
-        return hook
-
     handles = []
     try:
-        for layer, block in enumerate(model.blocks):
-            pattern_fn = hooks.get(f"blocks.{layer}.attn.hook_pattern", identity)
-            z_fn = hooks.get(f"blocks.{layer}.attn.hook_z", identity)
-            if pattern_fn is not identity or z_fn is not identity:
-                handles.append(block.attn.register_forward_hook(recompute_attention(pattern_fn, z_fn)))
         for name, hook_fn in hooks.items():
             module, where = points[name]
             if where == "input":
                 handles.append(module.register_forward_pre_hook(replace_input(hook_fn)))
-            elif where == "output":
+            else:
                 handles.append(module.register_forward_hook(replace_output(hook_fn)))
         return model(tokens)
     finally:
