@@ -587,7 +587,7 @@ def test_most_attended_key_of_hand_built_heads(impl):
 
 @pytest.mark.kata("most_attended_key")
 def test_most_attended_key_of_random_patterns(impl):
-    pattern = torch.softmax(torch.randn(BATCH, HEADS, QUERIES, QUERIES), dim=-1)
+    pattern = torch.softmax(torch.randn(BATCH, HEADS, QUERIES, KEYS), dim=-1)  # 5 queries, 4 keys: no axis coincides
     result = impl.most_attended_key(pattern)
     # torch.equal ignores dtypes: positions index other tensors (gather, take_along_dim), which want int64
     assert result.dtype == torch.int64, f"key positions are indices: int64, as argmax gives, got {result.dtype}"
