@@ -327,7 +327,10 @@ def phase_change_step(losses: list[float], window: int) -> int:
     step t, window <= t <= len(losses) - window, at which
         mean(losses[t - window : t]) - mean(losses[t : t + window])
     (the mean of the window before t minus the mean of the window from t on) is largest; the first such t
-    on a tie.
+    on a tie. The capstone's curve mixes the unpredictable first half with the repeated one, and for some
+    seeds an earlier drop, before the induction head forms, is as steep (seed 1 near step 200, its induction
+    head near step 1400): plot the curve and look at what you found.
+
 
     Shapes:
         losses: a list of floats, one per training step (train_induction_model's return)
