@@ -304,7 +304,8 @@ def torch_scalar_grads(fn, inputs: list[float], upstream: float = 1.0) -> tuple[
 def assert_floats_close(actual: list, expected: list[float], *, what: str, hint: str) -> None:
     for value in actual:
         # Python floats, as promised: an int (backward's self.grad = 1) equals its float, so check the type
-        assert type(value) is float, (
+        # (numpy's float64 is a float too; bool and int are not)
+        assert isinstance(value, float), (
             f"{what}: expected Python floats (1.0, not 1), got {type(value).__name__} {value!r}"
         )
     assert_close(torch.tensor(actual, dtype=F64), torch.tensor(expected, dtype=F64), what=what, hint=hint)
