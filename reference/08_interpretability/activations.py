@@ -50,7 +50,7 @@ from jaxtyping import Float, Int
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from katakit import in_place, kata
+from katakit import differentiable, in_place, kata
 
 transformer = importlib.import_module("..06_transformer.transformer", __package__)
 
@@ -161,6 +161,7 @@ def run_with_cache(
 
 
 @kata
+@differentiable
 def run_with_hooks(
     model: nn.Module, tokens: Int[Tensor, "batch pos"], hooks: dict[str, Hook]
 ) -> Float[Tensor, "batch pos d_vocab"]:
