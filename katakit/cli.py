@@ -13,6 +13,7 @@
     katas route [NAME]         the routes through the katas (new to torch: torch-first); take one
     katas list                 every kata, in learning order, marked done, to do, failed, waiting...
     katas gpt2 "prompt"        your GPT-2 of topic 06 with OpenAI's weights (downloads 548 MB once)
+    katas bench [topic]        your attention, GPT-2, training step and cache timed against torch and HF
 
 Every command takes --impl=katas|reference (whose code the tests run against) and --root (the
 repository; default: $KATAS_ROOT, else the nearest folder up from here with a katas/ folder).
@@ -47,6 +48,7 @@ COMMANDS = (
     "check",
     "list",
     "gpt2",
+    "bench",
     "restore",
     "route",
 )
@@ -113,6 +115,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     listing = commands.add_parser("list", parents=[common, topics], help="every kata in learning order")
     listing.add_argument("--status", action="store_true", help="show each kata's status (runs what changed)")
+    commands.add_parser(
+        "bench",
+        parents=[common, topics],
+        help="time your attention, GPT-2, training step and cache against torch and Hugging Face (05-08)",
+    )
     routing = commands.add_parser(
         "route", parents=[common], help="the routes through the katas, and the one `katas` follows; take another"
     )
@@ -554,6 +561,18 @@ def gpt2(options: argparse.Namespace, root: Path, implementation: str, style: St
     return 0 if agrees else EXIT_WRONG
 
 
+def bench(options: argparse.Namespace, root: Path, implementation: str, style: Style) -> int:
+    from katakit import bench as benchmarks  # pytest-benchmark's machinery, only for this command
+
+    topics = resolve_topics(options.topics, catalog.topics(root)) or catalog.topics(root)
+    timed = [topic for topic in topics if benchmarks.benchmark_files(root, [topic])]
+    if not timed:
+        raise UsageProblem(f"no benchmarks in {', '.join(topics)}: topics 05 to 08 have them")
+    print(f"katas: timing {', '.join(timed)} ({display.side_label(implementation)}), a minute or two...", flush=True)
+    print(benchmarks.table(benchmarks.run(root, timed, implementation)))
+    return 0
+
+
 COMMAND_FUNCTIONS = {
     "progress": progress,
     "test": test,
@@ -568,6 +587,7 @@ COMMAND_FUNCTIONS = {
     "restore": restore,
     "route": choose_route,
     "gpt2": gpt2,
+    "bench": bench,
 }
 
 
