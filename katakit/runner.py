@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from katakit import cache
+from katakit import cache, catalog, stubs
 from katakit import report as reporting
 from katakit.catalog import Topic
 from katakit.model import TestRecord
@@ -112,12 +112,45 @@ def run_tests(
 
 
 def run_changed(root: Path, topics: list[str], implementation: str = "katas", forked: bool = False) -> Run:
-    """Run the kata tests of `topics`, but the slow ones whose code has not changed since they passed:
-    their saved records stand (katakit.cache)."""
+    """Run the kata tests of `topics`, but not those whose answer is known without running them:
+    the slow ones whose code has not changed since they passed (their saved records stand,
+    katakit.cache), and every test of a topic of the learner's that nobody touched (its files still
+    the stubs, compared as ast) while the topics it builds on load: they could only raise
+    NotImplementedError, and a kata without a record is to do. The red-green contract still runs the
+    stubs; this is the `katas` display's shortcut."""
+    untouched = [topic for topic in topics if implementation == "katas" and stubs.untouched(root, topic)]
+    run = _run_kept(root, [topic for topic in topics if topic not in untouched], implementation, forked)
+    loading = {topic for topic in run.topics if not _broken(topic, run.records)}
+    undecided = [topic for topic in untouched if not _earlier_load(root, topic, loading, implementation)]
+    if undecided:
+        more = _run_kept(root, undecided, implementation, forked)
+        run = Run(run.records + more.records, run.seconds + more.seconds, run.topics + more.topics)
+    run.topics += [topic for topic in untouched if topic not in undecided]
+    return run
+
+
+def _run_kept(root: Path, topics: list[str], implementation: str, forked: bool) -> Run:
     kept = cache.reusable(root, topics, implementation)
     run = run_tests(root, topics, implementation, forked=forked, deselect=tuple(kept))
     run.records += kept.values()
     return run
+
+
+def _broken(topic: str, records: list[TestRecord]) -> bool:
+    """Whether a file of `topic` did not load in these records (a syntax or import error)."""
+    return any(record.topic == topic and (record.collection_error or record.blocked_by) for record in records)
+
+
+def _earlier_load(root: Path, topic: str, loading: set[str], implementation: str) -> bool:
+    """Whether every topic `topic` builds on is known to load: untouched, or loaded in this run or in
+    results saved since its last change."""
+    for earlier in catalog.needed_by(root, topic):
+        if earlier in loading or stubs.untouched(root, earlier):
+            continue
+        fresh, _ = cache.lookup(root, [earlier], implementation)
+        if earlier not in fresh or _broken(earlier, fresh[earlier]):
+            return False
+    return True
 
 
 def can_fork() -> bool:

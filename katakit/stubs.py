@@ -89,6 +89,21 @@ def attempted(source: str) -> list[str]:
     return found
 
 
+def untouched(root: Path, topic: str) -> bool:
+    """Whether the learner's files of `topic` are still what reference/ generates, compared as ast (a
+    comment or a blank line is no change; an edited body, an added import or a file that does not
+    parse is)."""
+    try:
+        for reference in sorted((root / "reference" / topic).glob("[!_]*.py")):
+            learner = kata_file(root, reference)
+            generated = stub_source(reference.read_text(encoding="utf-8"))
+            if ast.dump(ast.parse(learner.read_text(encoding="utf-8"))) != ast.dump(ast.parse(generated)):
+                return False
+    except (OSError, SyntaxError, ValueError):
+        return False
+    return True
+
+
 def reference_files(root: Path) -> list[Path]:
     """Every solution module: `reference/NN_topic/<module>.py`."""
     return [path for path in sorted((root / "reference").glob("[0-9][0-9]_*/*.py")) if path.name != "__init__.py"]
