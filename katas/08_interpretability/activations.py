@@ -125,6 +125,8 @@ def run_with_hooks(
     ValueError) naming it, before the model runs. A forward hook that returns a tensor replaces the module's
     output with it; a forward pre-hook that returns a tuple replaces the module's positional inputs. No hook
     may stay registered after the call, even when the forward pass (or one of the hooks) raises.
+    (TransformerLens spells the same thing model.run_with_hooks(tokens, fwd_hooks=[(name, fn)]), and calls
+    fn(activation, hook) with the HookPoint as a second argument; a fn that returns None keeps the activation.)
 
     The pattern and z are the outputs of the attention's hook points attn.hook_pattern and attn.hook_z
     (identity modules; 05's forward goes on with what they return): replace them as any module's output.
@@ -135,8 +137,6 @@ def run_with_hooks(
         model: topic 06's GPT2
         tokens: [batch, pos]
         hooks: name -> function(activation) -> replacement of the same shape
-    (TransformerLens spells the same thing model.run_with_hooks(tokens, fwd_hooks=[(name, fn)]), and calls
-    fn(activation, hook) with the HookPoint as a second argument; a fn that returns None keeps the activation.)
         returns: logits [batch, pos, d_vocab]
 
     Hints (the next one: katas hint run_with_hooks 2):
