@@ -126,7 +126,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"every line and branch of {katas} kata bodies runs, and every argument with a default is varied")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -493,7 +493,7 @@ def _list_backups(root: Path, style: Style) -> int:
 
     found = workspace.backups(root)
     if not found:
-        print("No backups yet: `katas reset` and `python -m katakit.stubs --write --force` keep your files there.")
+        print("No backups yet: `katas reset` (and the maintainers' stubs --write --force) keep your files there.")
         return 0
     print(style("Backups of your files in .katas/backups/, newest first.", "bold"))
     print(style("Put one back: katas restore BACKUP (all its files), katas restore BACKUP KATA or FILE.", "dim"))

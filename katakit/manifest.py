@@ -16,7 +16,6 @@ import fnmatch
 import hashlib
 import json
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,7 +134,3 @@ def main(argv: list[str] | None = None) -> int:
     if not found:
         print(f"{len(verdict_files(root))} files match {MANIFEST.as_posix()}")
     return 1 if found else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,8 +13,8 @@ line. It returns True when every test passes; with $KATAS_CHECK_STRICT=1 (the no
 a check that does not pass raises instead.
 
 The notebooks in notebooks/ mark each kata cell with the tag `kata` and its name in the cell's
-metadata (`"kata": "05_attention/stable_softmax"`). `python -m katakit.notebook fill DEST` writes copies whose
-kata cells hold the reference solutions, for CI to run them green; `python -m katakit.notebook sync`
+metadata (`"kata": "05_attention/stable_softmax"`). `python -m katakit.maintain notebook fill DEST` writes copies whose
+kata cells hold the reference solutions, for CI to run them green; `python -m katakit.maintain notebook sync`
 rewrites the committed notebooks' kata cells from the stubs after a docstring changed.
 """
 
@@ -351,7 +351,7 @@ def sync(notebook: Path, root: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m katakit.notebook", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m katakit.maintain notebook", description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=None, help="the repository (default: found from here)")
     commands = parser.add_subparsers(dest="command", required=True)
     filling = commands.add_parser("fill", help="copies of notebooks/*.ipynb with the reference solutions in")
@@ -365,7 +365,3 @@ def main(argv: list[str] | None = None) -> int:
         elif sync(notebook, root):
             print(f"synced {notebook.relative_to(root)}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

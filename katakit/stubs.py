@@ -230,7 +230,3 @@ def main(argv: list[str] | None = None) -> int:
             ".katas/backups/ and refuses to overwrite solved katas unless given --force)."
         )
     return 1 if stale else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -40,9 +40,10 @@ def stub_results() -> list[TestRecord]:
 def test_the_stubs_are_what_reference_generates():
     stale = [path.relative_to(ROOT).as_posix() for path in stubs.out_of_sync(ROOT)]
     assert not stale, (
-        f"stubs out of sync with reference/: {stale}. Maintainers: `python -m katakit.maintain stubs --write` regenerates "
-        "them; it backs up every file it rewrites in .katas/backups/ and refuses to overwrite solved katas "
-        "unless given --force. Learners: this test is not for you; `pytest` alone runs your katas."
+        f"stubs out of sync with reference/: {stale}. Maintainers: "
+        "`python -m katakit.maintain stubs --write` regenerates them; it backs up every file it rewrites in "
+        ".katas/backups/ and refuses to overwrite solved katas unless given --force. "
+        "Learners: this test is not for you; `pytest` alone runs your katas."
     )
 
 
@@ -71,9 +72,7 @@ def test_no_kata_test_passes_on_the_stubs(stub_results):
 
 
 def test_every_stub_failure_is_not_implemented(stub_results):
-    wrong = [
-        f"{r.nodeid}: {r.message}" for r in stub_results if r.outcome != "skipped" and not r.not_implemented
-    ]
+    wrong = [f"{r.nodeid}: {r.message}" for r in stub_results if r.outcome != "skipped" and not r.not_implemented]
     assert not wrong, "these fail on the stubs for another reason than NotImplementedError:\n" + "\n".join(wrong)
 
 

@@ -2,7 +2,8 @@
 `check`, which runs a kata's real tests on a function written in a notebook cell.
 
 CI also runs the notebooks themselves, their kata cells filled from reference/, with nbmake
-(.ci/run: `python -m katakit.notebook fill build/notebooks`, then `pytest --nbmake build/notebooks`).
+(the notebooks gate of katakit/maintain.py: `python -m katakit.maintain notebook fill build/notebooks`,
+then `pytest --nbmake build/notebooks`).
 """
 
 import json
@@ -56,7 +57,7 @@ def test_a_notebook_opens_with_the_colab_install_and_its_kata_cells_are_the_stub
         kata = resolve_kata(cell["metadata"][KATA_TAG], katas)
         stub = stubs.definition((ROOT / kata.path).read_text(encoding="utf-8"), kata.name)
         assert source(cell).strip() == stub.strip(), (
-            f"{notebook.name}: the cell of {kata.name} is not its stub: python -m katakit.notebook sync"
+            f"{notebook.name}: the cell of {kata.name} is not its stub: python -m katakit.maintain notebook sync"
         )
         following = source(code[code.index(cell) + 1])
         assert following.startswith("check(") and f'{kata.name}", {kata.name})' in following, (

@@ -465,7 +465,7 @@ def test_the_branch_gate_names_a_branch_and_an_argument_no_test_reaches(tmp_path
         (tmp_path / side / "__init__.py").write_text("")
     (tmp_path / "reference" / "01_gated" / "gated.py").write_text(GATED)
     (tmp_path / "katas" / "01_gated" / "test_gated.py").write_text(GATED_TEST)
-    command = [sys.executable, "-m", "katakit.branches", "--root", str(tmp_path)]
+    command = [sys.executable, "-m", "katakit.maintain", "branches", "--root", str(tmp_path)]
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 1, result.stdout + result.stderr
     lines = GATED.splitlines()
@@ -491,7 +491,7 @@ class ConvertedFromHuggingFace(torch.nn.Module):
 
 @kata
 def logits_forgetting_b_U(resid: Float[Tensor, "pos d_model"], model: torch.nn.Module) -> Float[Tensor, "pos d_vocab"]:
-    return resid @ model.unembed.W_U  # the mistake: + model.unembed.b_U forgotten
+    return resid @ model.get_parameter("unembed.W_U")  # the mistake: + b_U forgotten
 
 
 def test_a_forgotten_b_U_passes_a_zero_b_U_and_the_symmetry_check_refuses_that_oracle():

@@ -122,7 +122,8 @@ def test_attn_only_forward_calls_ln1_and_ln_final(impl):
 
 def attention_only_hook_names(n_layers: int) -> set[str]:
     per_layer = ["hook_resid_pre", "hook_attn_out", "hook_resid_post", "attn.hook_pattern", "attn.hook_z"]
-    return {"hook_embed", "hook_pos_embed"} | {f"blocks.{layer}.{name}" for layer in range(n_layers) for name in per_layer}
+    names = {f"blocks.{layer}.{name}" for layer in range(n_layers) for name in per_layer}
+    return {"hook_embed", "hook_pos_embed"} | names
 
 
 @pytest.mark.kata("AttnOnlyTransformer")
