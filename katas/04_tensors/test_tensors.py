@@ -343,7 +343,8 @@ def test_tile_pattern_matches_numpy_tile(impl):
         impl.tile_pattern(pattern, 3, 2),
         from_numpy(np.tile(pattern.numpy(), (3, 2))),
         what="tile_pattern(pattern, times_down=3, times_across=2)",
-        hint="each element repeated in place (repeat_interleave, or einops '(p down)') instead of the whole pattern?",
+        hint="times_down multiplies the rows and times_across the columns (here [2*3, 3*2]), and the whole pattern "
+        "is repeated as a block, not each element in place (repeat_interleave, einops '(p down)')",
     )
 
 

@@ -407,7 +407,8 @@ def test_block_matches_hf_gpt2_block(impl, hf64_models, size):
         ours(x),
         hf_block(x, attention_mask=causal_mask(POS, torch.float64)),
         what="TransformerBlock(x)",
-        hint="pre-LN: x + attn(ln1(x)), then + mlp(ln2(that)); LayerNorm after the addition (post-LN) is wrong",
+        hint="the block is pre-LN, x + attn(ln1(x)), then + mlp(ln2(that)); if LayerNorm, Attention or MLP fail "
+        "their own tests, fix them first: this test runs them",
     )
 
 
