@@ -446,7 +446,7 @@ def test_multi_head_attention_matches_torch_multihead_attention(impl):
             ours.pattern(x),
             expected_pattern,
             what="MultiHeadAttention.pattern(x)",
-            hint="the scores divided by sqrt(d_head); b_Q and b_K added; softmax over key_pos; mask before the softmax.",
+            hint="scores divided by sqrt(d_head); b_Q and b_K added; softmax over key_pos; mask before the softmax.",
         )
         assert_close(
             ours(x),
