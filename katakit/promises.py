@@ -157,7 +157,8 @@ def _version(tensor: Tensor) -> int | None:
         return None
 
 
-def _same_values(before: Tensor, after: Tensor) -> bool:
+def same_values(before: Tensor, after: Tensor) -> bool:
+    """Whether two tensors hold the same values exactly, of the same shape and dtype (NaN equals NaN)."""
     if before.shape != after.shape or before.dtype != after.dtype:
         return False
     if before.is_floating_point() or before.is_complex():
@@ -191,7 +192,7 @@ class _TensorWatch:
         """What the kata did to the tensor, or None."""
         tensor, label = self.tensor, self.label
         moved = self.version is not None and _version(tensor) != self.version
-        differs = self.values is not None and not _same_values(self.values, tensor.detach())
+        differs = self.values is not None and not same_values(self.values, tensor.detach())
         if (moved or differs) and self.weight:
             if differs:
                 return (

@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from katakit import promises
+
 # Runs the kata and returns what to compare. Given a torch.Generator, or None where the kata draws from torch's
 # global random state (Any: a kata whose generator is required is never given None).
 Draw = Callable[[Any], object]
@@ -150,7 +152,9 @@ def _check_independent(parts: Iterable[object], name: str, group: str) -> None:
 def same(a: object, b: object) -> bool:
     """Whether two results hold the same values (tensors, modules, containers of them, numbers)."""
     if isinstance(a, Tensor) or isinstance(b, Tensor):
-        return isinstance(a, Tensor) and isinstance(b, Tensor) and _same_tensor(a, b)
+        return (
+            isinstance(a, Tensor) and isinstance(b, Tensor) and promises.same_values(a.detach().cpu(), b.detach().cpu())
+        )
     if isinstance(a, nn.Module) and isinstance(b, nn.Module):
         return same(a.state_dict(), b.state_dict())
     if isinstance(a, Mapping) and isinstance(b, Mapping):
@@ -160,13 +164,3 @@ def same(a: object, b: object) -> bool:
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
     return bool(a == b)
-
-
-def _same_tensor(a: Tensor, b: Tensor) -> bool:
-    if a.shape != b.shape or a.dtype != b.dtype:
-        return False
-    a, b = a.detach().cpu(), b.detach().cpu()
-    if a.is_floating_point() or a.is_complex():
-        nan = a.isnan()
-        return torch.equal(nan, b.isnan()) and torch.equal(a[~nan], b[~nan])
-    return torch.equal(a, b)
