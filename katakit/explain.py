@@ -35,6 +35,16 @@ _TIMEOUT = re.compile(r"Timeout \(>([0-9.eE+-]+)s\)")
 ENDLESS = "{kata} did not finish within {seconds} s: an endless loop (a while loop whose condition never changes)?"
 
 
+def _through_others(kata: str | None, called: list[str]) -> list[str]:
+    """The line that names the other katas a failing test ran (`06_transformer/transformer:LayerNorm`
+    as LayerNorm): their mistakes show here too, and their own tests say whether they are right."""
+    own = kata.split(".")[0] if kata else None  # Adam.step is a method of the class Adam
+    others = sorted({name.rpartition(":")[2] for name in called} - {own})
+    if not others:
+        return []
+    return [f"this test also runs your {', '.join(others)}: their own tests say whether a mistake is theirs"]
+
+
 def kata_of(item: pytest.Item) -> str | None:
     """The kata a test checks: its `@pytest.mark.kata("name")`."""
     marker = item.get_closest_marker("kata")
@@ -107,8 +117,12 @@ class Explainer:
         self.after_timeout.add(item.nodeid)
         return f"{name} already timed out in {earlier[0]}"
 
-    def explain(self, item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseException]) -> Failure:
-        """What went wrong, in the learner's terms, and (in compact mode) the report to show."""
+    def explain(
+        self, item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseException], called: list[str] | None = None
+    ) -> Failure:
+        """What went wrong, in the learner's terms, and (in compact mode) the report to show. `called`:
+        the katas the test ran (katakit.calls), named in the report when the test checks its kata through
+        others."""
         error = excinfo.value
         kata = kata_of(item)
         compact = self.compact and kata is not None
@@ -154,7 +168,9 @@ class Explainer:
         else:
             your_code = self._kata_function(excinfo) or self._kata_definition(item, kata)
             location = your_code[0] if your_code else None
-        trailer = f"your code: {your_code[0]} ({your_code[1]})" if your_code else None
+        lines = [f"your code: {your_code[0]} ({your_code[1]})"] if your_code else []
+        lines += _through_others(kata, called or [])
+        trailer = "\n".join(lines) or None
         message, suggestion = _message(excinfo)
         return Failure(
             message,

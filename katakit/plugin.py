@@ -173,7 +173,7 @@ class Katas:
         excinfo = call.excinfo
         if excinfo is not None and call.when in ("setup", "call") and not excinfo.errisinstance(pytest.skip.Exception):
             try:
-                failure = self.explainer.explain(item, excinfo)
+                failure = self.explainer.explain(item, excinfo, self._calls_of(item))
             except Exception:  # a failure this plugin cannot explain is still a failure, reported by pytest
                 failure = None
         if failure is not None and failure.longrepr is not None:

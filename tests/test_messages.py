@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -91,7 +92,9 @@ def test_named(impl):
 """
 
 
-def test_a_kata_s_failure_that_names_a_mistake_comes_first_and_the_others_are_counted(tmp_path):
+def _toy_repository(tmp_path: Path, source: str, tests: str) -> Callable[..., str]:
+    """A repository with one topic, 09_toy, whose learner file is `source`; returns a function that
+    runs plain pytest on it and gives its output."""
     root = tmp_path / "repo"
     root.mkdir()
     for name in ("conftest.py", "pyproject.toml"):
@@ -101,8 +104,8 @@ def test_a_kata_s_failure_that_names_a_mistake_comes_first_and_the_others_are_co
     for side in ("katas", "reference"):
         (root / side / "09_toy").mkdir(parents=True)
         (root / side / "__init__.py").write_text("")
-        (root / side / "09_toy" / "toy.py").write_text(TOY.replace("raise NotImplementedError", "return 3 * x"))
-    (root / "katas" / "09_toy" / "test_toy.py").write_text(TESTS)
+        (root / side / "09_toy" / "toy.py").write_text(source)
+    (root / "katas" / "09_toy" / "test_toy.py").write_text(tests)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", "KATAS_"))}
 
     def pytest_output(*args: str) -> str:
@@ -110,6 +113,11 @@ def test_a_kata_s_failure_that_names_a_mistake_comes_first_and_the_others_are_co
         done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
         return done.stdout + done.stderr
 
+    return pytest_output
+
+
+def test_a_kata_s_failure_that_names_a_mistake_comes_first_and_the_others_are_counted(tmp_path):
+    pytest_output = _toy_repository(tmp_path, TOY.replace("raise NotImplementedError", "return 3 * x"), TESTS)
     out = pytest_output()
     assert re.findall(r"^_+ (test_\w+) _+$", out, re.M) == ["test_named"], out
     assert "Likely mistake: three times is not twice" in out
@@ -117,3 +125,47 @@ def test_a_kata_s_failure_that_names_a_mistake_comes_first_and_the_others_are_co
     assert re.search(r"1 failed, 2 more failed", out), out
     verbose = pytest_output("-vv")
     assert sorted(re.findall(r"^_+ (test_\w+) _+$", verbose, re.M)) == ["test_named", "test_one", "test_two"]
+
+
+TWO = '''from katakit import kata
+
+
+@kata
+def double(x: float) -> float:
+    """Return twice `x`.
+
+    Hints:
+        1. Twice.
+        2. Add it to itself.
+    """
+    return x + x
+
+
+@kata
+def quadruple(x: float) -> float:
+    """Return four times `x`, with double.
+
+    Hints:
+        1. Twice twice.
+        2. double(double(x)).
+    """
+    return double(double(x)) + 1.0
+'''
+TWO_TESTS = """import pytest
+
+
+@pytest.mark.kata("double")
+def test_double(impl):
+    assert impl.double(1.5) == 3.0, "double(1.5) should be 3"
+
+
+@pytest.mark.kata("quadruple")
+def test_quadruple(impl):
+    assert impl.quadruple(1.5) == 6.0, "quadruple(1.5) should be 6"
+"""
+
+
+def test_a_failure_checked_through_other_katas_names_them(tmp_path):
+    out = _toy_repository(tmp_path, TWO, TWO_TESTS)()
+    assert "quadruple(1.5) should be 6" in out, out
+    assert "this test also runs your double: their own tests say whether a mistake is theirs" in out, out
