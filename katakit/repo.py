@@ -7,7 +7,6 @@
 Nothing here is global state: every function takes the root it works on.
 """
 
-import os
 from pathlib import Path
 
 from katakit.model import SIDES as SIDES  # katas/ and reference/, re-exported
@@ -17,11 +16,9 @@ TEST_PREFIXES = ("test_", "benchmark_")
 
 
 def find_root(start: Path | None = None) -> Path:
-    """The repository to work in: $KATAS_ROOT (the tools' tests point it at a copy), else the
-    nearest folder up from `start` (the current one) with a `katas/` folder and a `pyproject.toml`,
-    else the source tree katakit was installed from in editable mode."""
-    if os.environ.get("KATAS_ROOT"):
-        return Path(os.environ["KATAS_ROOT"]).resolve()
+    """The repository to work in: the nearest folder up from `start` (the current one) with a
+    `katas/` folder and a `pyproject.toml`, else the source tree katakit was installed from in
+    editable mode."""
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / "katas").is_dir() and (folder / "pyproject.toml").is_file():

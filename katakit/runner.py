@@ -84,8 +84,7 @@ def run_tests(
     started = time.perf_counter()
     if not topics:
         return Run([], 0.0, [])
-    env = {**os.environ, "KATAS_ROOT": str(root)}
-    env.pop("KATAS_IMPL", None)
+    env = {key: value for key, value in os.environ.items() if key != "KATAS_IMPL"}
     if not following:
         env[NOT_FOLLOWING] = "1"
     with tempfile.TemporaryDirectory(prefix="katas-") as scratch:

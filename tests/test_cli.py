@@ -176,7 +176,7 @@ def repo(pristine: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
 
     root = tmp_path / "repo"
     shutil.copytree(pristine, root, ignore=_no_cache)
-    for name in ("KATAS_IMPL", "KATAS_ROOT", "GITHUB_STEP_SUMMARY", "GITHUB_ACTIONS", "KATAS_SEED"):
+    for name in ("KATAS_IMPL", "GITHUB_STEP_SUMMARY", "GITHUB_ACTIONS", "KATAS_SEED"):
         monkeypatch.delenv(name, raising=False)
     return root
 
@@ -586,7 +586,7 @@ def test_check_flags_an_added_file_that_can_change_the_verdict(repo, capsys, add
 
 
 def test_python_m_katakit_and_the_console_script_run_in_the_learners_repository(repo):
-    env = {key: value for key, value in os.environ.items() if key not in ("KATAS_ROOT", "KATAS_IMPL")}
+    env = {key: value for key, value in os.environ.items() if key != "KATAS_IMPL"}
     result = subprocess.run(
         [sys.executable, "-m", "katakit", "hint", "double"], cwd=repo, env=env, capture_output=True, text=True
     )

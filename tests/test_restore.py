@@ -58,7 +58,7 @@ modules = ["toy"]
 
 
 @pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def repo(tmp_path: Path) -> Path:
     """A repository with the toy topic, both katas solved by the learner."""
     root = tmp_path / "repo"
     for side in ("katas", "reference"):
@@ -71,7 +71,6 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "raise NotImplementedError", "return x * 0.5", 1
     )
     (root / "katas" / TOPIC / "toy.py").write_text(solved)
-    monkeypatch.delenv("KATAS_ROOT", raising=False)
     return root
 
 

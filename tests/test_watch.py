@@ -178,7 +178,7 @@ def test_quadruple_trained(impl):
 def test_a_slow_test_runs_again_only_when_the_code_it_called_changed(repo, monkeypatch, capsys):
     from katakit import cli
 
-    for name in ("KATAS_IMPL", "KATAS_ROOT", "KATAS_SEED"):
+    for name in ("KATAS_IMPL", "KATAS_SEED"):
         monkeypatch.delenv(name, raising=False)
     for topic, module in (("09_toy", "toy"), ("10_later", "later")):
         shutil.copy(repo / "reference" / topic / f"{module}.py", repo / "katas" / topic / f"{module}.py")
