@@ -11,16 +11,17 @@
     katas watch [topic]        re-run the tests whenever you save, and redraw
     katas check [--strict]     for CI: exit 1 when an attempted kata is wrong
     katas route [NAME]         the routes through the katas (new to torch: torch-first); take one
-    katas list                 every kata, in learning order, marked done, to do, failed, waiting...
+    katas list                 every kata, in your route's order, marked done, to do, failed, waiting...
     katas gpt2 "prompt"        your GPT-2 of topic 06 with OpenAI's weights (downloads 548 MB once)
     katas bench [topic]        your attention, GPT-2, training step and cache timed against torch and HF
 
 Every command takes --impl=katas|reference (whose code the tests run against) and --root (the
-repository; default: $KATAS_ROOT, else the nearest folder up from here with a katas/ folder).
+repository; default: the nearest folder up from here with a katas/ folder).
 Results are kept in .katas/results.json and re-used while nothing they depend on changed.
 """
 
 import argparse
+import itertools
 import os
 import subprocess
 import sys
@@ -113,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--strict", action="store_true", help="also fail while katas are still to do, or when test files differ"
     )
-    listing = commands.add_parser("list", parents=[common, topics], help="every kata in learning order")
+    listing = commands.add_parser("list", parents=[common, topics], help="every kata, in the order of your route")
     listing.add_argument("--status", action="store_true", help="show each kata's status (runs what changed)")
     commands.add_parser(
         "bench",
@@ -267,7 +268,7 @@ def test(options: argparse.Namespace, root: Path, implementation: str, style: St
     test_file = Module(kata.topic, kata.module).test_file.as_posix()
     command = [sys.executable, "-m", "pytest", test_file, "--kata", kata.name, f"--impl={implementation}"]
     print(style(" ".join(["pytest", *command[3:]]), "dim"), flush=True)
-    return subprocess.run(command, cwd=root, env={**os.environ, "KATAS_ROOT": str(root)}).returncode
+    return subprocess.run(command, cwd=root).returncode
 
 
 def hint(options: argparse.Namespace, root: Path, implementation: str, style: Style) -> int:
@@ -434,24 +435,24 @@ def listing(options: argparse.Namespace, root: Path, implementation: str, style:
         _report_stray(stray)
     else:
         statuses = _saved_statuses(root, options.topics, implementation)
+    statuses = _in_route_order(root, statuses)
     topics = {topic.folder: topic for topic in catalog.curriculum(root)}
     task_text = _task_text(options, root)
-    topic = None
-    for status in statuses:
-        if status.kata.topic != topic:
-            topic = status.kata.topic
-            efforts = [topics[topic].efforts.get(s.kata.name) for s in statuses if s.kata.topic == topic]
-            hours = sum(effort.minutes for effort in efforts if effort) / 60
-            header = style(topic, "bold") + (f"  (about {hours:.1f} h)" if any(efforts) else "")
-            print(("\n" if topic != statuses[0].kata.topic else "") + header)
-        mark = style.status(f"{f'[{status.state}]':<9}", status.state) + " " if status.state else ""
-        effort = topics[topic].efforts.get(status.kata.name)
-        size = f"{'*' * effort.difficulty:<3} {effort.minutes:>2} min  " if effort else ""
-        task = display.first_line(task_text(status.kata), 70)
-        print(f"  {mark}{size}{style(status.kata.name, 'cyan'):<{36 if not style.enabled else 45}} {task}")
-        print(style(f"      {status.location}", "dim"))
-        if status.state is State.WAITING:
-            print(style(f"      {status.waiting_text}", "yellow"))
+    # A route may come back to a topic (torch-first: 04's tensors, later the rest of 04): a header for each stretch.
+    for number, (folder, stretch) in enumerate(itertools.groupby(statuses, key=lambda status: status.kata.topic)):
+        shown = list(stretch)
+        efforts = [topics[folder].efforts.get(status.kata.name) for status in shown]
+        hours = sum(effort.minutes for effort in efforts if effort) / 60
+        header = style(folder, "bold") + (f"  (about {hours:.1f} h)" if any(efforts) else "")
+        print(("\n" if number else "") + header)
+        for status, effort in zip(shown, efforts, strict=True):
+            mark = style.status(f"{f'[{status.state}]':<9}", status.state) + " " if status.state else ""
+            size = f"{'*' * effort.difficulty:<3} {effort.minutes:>2} min  " if effort else ""
+            task = display.first_line(task_text(status.kata), 70)
+            print(f"  {mark}{size}{style(status.kata.name, 'cyan'):<{36 if not style.enabled else 45}} {task}")
+            print(style(f"      {status.location}", "dim"))
+            if status.state is State.WAITING:
+                print(style(f"      {status.waiting_text}", "yellow"))
     return 0
 
 

@@ -98,7 +98,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         (root / "reference" / topic / f"{module}.py").write_text(TOY.format(name=name))
         (root / "katas" / topic / f"{module}.py").write_text(stubs.stub_source(TOY.format(name=name)))
         (root / "katas" / topic / f"test_{module}.py").write_text(TEST.format(name=name))
-    for variable in ("KATAS_IMPL", "KATAS_ROOT", "KATAS_SEED"):
+    for variable in ("KATAS_IMPL", "KATAS_SEED"):
         monkeypatch.delenv(variable, raising=False)
     return root
 
@@ -123,6 +123,8 @@ def test_katas_follows_the_route_taken_and_names_the_other_once_on_the_first_run
     assert "Next: second" in out, "the route taken decides what is next"
     assert out.index("10_later") < out.index("09_early"), "and the order of the topics"
     assert "Next: first" in katas(repo, capsys, "09")[1], "one topic alone, whatever the route"
+    listed = katas(repo, capsys, "list")[1]
+    assert listed.index("10_later") < listed.index("09_early"), "katas list follows the route too"
 
     assert cli.main(["route", "nowhere", "--root", str(repo)]) == cli.EXIT_USAGE
     assert "take one of in-order, later-first" in capsys.readouterr().err
