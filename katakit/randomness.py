@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from katakit import promises
+from katakit.arguments import same_values
 
 # Runs the kata and returns what to compare. Given a torch.Generator, or None where the kata draws from torch's
 # global random state (Any: a kata whose generator is required is never given None).
@@ -152,9 +152,7 @@ def _check_independent(parts: Iterable[object], name: str, group: str) -> None:
 def same(a: object, b: object) -> bool:
     """Whether two results hold the same values (tensors, modules, containers of them, numbers)."""
     if isinstance(a, Tensor) or isinstance(b, Tensor):
-        return (
-            isinstance(a, Tensor) and isinstance(b, Tensor) and promises.same_values(a.detach().cpu(), b.detach().cpu())
-        )
+        return isinstance(a, Tensor) and isinstance(b, Tensor) and same_values(a.detach().cpu(), b.detach().cpu())
     if isinstance(a, nn.Module) and isinstance(b, nn.Module):
         return same(a.state_dict(), b.state_dict())
     if isinstance(a, Mapping) and isinstance(b, Mapping):
