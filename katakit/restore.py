@@ -122,24 +122,20 @@ def _put_back_kata(root: Path, backup: Backup, name: str) -> Restored:
     learner = root / path
     now = _read(learner) if learner.is_file() else ""
     try:
-        tree = ast.parse(now)
+        restored = stubs.replaced(now, name, then)
     except SyntaxError as error:
         raise CannotRestore(
             f"{path}:{error.lineno} does not compile ({error.msg}), so one kata cannot be put back in it: fix that "
             f"line, or put back the whole file (katas restore {backup.name} {path})."
         ) from None
-    node = next((node for node in tree.body if is_kata_unit(node) and node.name == name), None)
-    if node is None:
+    except KeyError:
         raise CannotRestore(
             f"your {path} has no {name} any more: put back the whole file (katas restore {backup.name} {path})."
-        )
-    start = min([node.lineno, *(decorator.lineno for decorator in getattr(node, "decorator_list", []))]) - 1
-    lines = now.splitlines(keepends=True)
-    if "".join(lines[start : node.end_lineno]) == then:
+        ) from None
+    if restored == now:
         return Restored((), name, None)
-    lines[start : node.end_lineno] = then.splitlines(keepends=True)
     replaced = workspace.backup(root, [learner])
-    learner.write_text("".join(lines), encoding="utf-8")
+    learner.write_text(restored, encoding="utf-8")
     return Restored((path,), name, replaced)
 
 

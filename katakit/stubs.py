@@ -184,20 +184,27 @@ def definition(source: str, name: str) -> str:
     return "".join(source.splitlines(keepends=True)[start:end])
 
 
+def replaced(source: str, name: str, new: str) -> str:
+    """`source` with its top-level definition `name` (decorators included) replaced by `new`. Raises
+    SyntaxError for a source that does not compile, KeyError for one that defines no `name`."""
+    node = _unit(source, name)
+    if node is None:
+        raise KeyError(name)
+    start, end = _span(node)
+    lines = source.splitlines(keepends=True)
+    lines[start:end] = new.splitlines(keepends=True)
+    return "".join(lines)
+
+
 def reset(root: Path, topic: str, module: str, name: str) -> Path:
     """Put kata `name` of a learner file back to its stub, after copying the file to a backup
     folder (returned). The file's other katas and lines stay as they are."""
     learner = source_file(root, "katas", topic, module)
     source = learner.read_text(encoding="utf-8")
     stub = definition(stub_source(source_file(root, "reference", topic, module).read_text(encoding="utf-8")), name)
-    node = _unit(source, name)  # raises SyntaxError for a file that does not compile
-    if node is None:
-        raise KeyError(name)
-    start, end = _span(node)
-    lines = source.splitlines(keepends=True)
-    lines[start:end] = stub.splitlines(keepends=True)
+    reset_source = replaced(source, name, stub)  # raises SyntaxError for a file that does not compile
     backup = workspace.backup(root, [learner])
-    learner.write_text("".join(lines), encoding="utf-8")
+    learner.write_text(reset_source, encoding="utf-8")
     return backup
 
 
