@@ -12,9 +12,16 @@ for each other failed test, and the task and hint 1 in the learner's language; f
 line. It returns True when every test passes; with $KATAS_CHECK_STRICT=1 (the notebooks' CI run)
 a check that does not pass raises instead.
 
+A notebook whose katas build on other modules (08's reverse engineering calls activations,
+circuits and 06's transformer) imports them with `kata_module("08_interpretability/circuits")`:
+yours, from katas/. `check` runs the tests against your module too, with the notebook's katas in
+place of its stubs.
+
 The notebooks in notebooks/ mark each kata cell with the tag `kata` and its name in the cell's
 metadata (`"kata": "05_attention/stable_softmax"`). `python -m katakit.maintain notebook fill DEST` writes copies whose
-kata cells hold the reference solutions, for CI to run them green; `python -m katakit.maintain notebook sync`
+kata cells hold the reference solutions, for CI to run them green, with a first cell that sets
+$KATAS_IMPL to reference: the katas the filled cells build on are the stubs in katas/, so
+`kata_module` and `check` take them from reference/ too. `python -m katakit.maintain notebook sync`
 rewrites the committed notebooks' kata cells from the stubs after a docstring changed.
 """
 
@@ -254,20 +261,33 @@ def _testing(module: types.ModuleType) -> Iterator[None]:
         yield
 
 
+def kata_module(name: str, *, root: Path | None = None) -> types.ModuleType:
+    """The kata module `name` ("08_interpretability/circuits"), for a notebook whose katas build on it:
+    yours, katas/08_interpretability/circuits.py, unless $KATAS_IMPL says reference (a filled notebook)."""
+    root = (root or find_root()).resolve()
+    topic, _, module = name.partition("/")
+    return implementations.load(implementations.from_env(), topic, module, root)
+
+
 def check(
     name: str, candidate: object, *, root: Path | None = None, lang: str | None = None, everything: bool = False
 ) -> bool:
     """Run kata `name`'s tests against `candidate`; print what went wrong (the report of one failed
-    test, a line for each other one; `everything`: all their reports), and a pass line."""
+    test, a line for each other one; `everything`: all their reports), and a pass line.
+
+    The tests run against your module in katas/ with the notebook's katas in place of its stubs (and
+    the katas it builds on, yours too); where $KATAS_IMPL says reference (a filled notebook), against
+    reference/'s module instead."""
     root = (root or find_root()).resolve()
     kata = resolve_kata(name, catalog.read(root).katas)
-    learner = implementations.load("katas", kata.topic, kata.module, root)
+    side = implementations.from_env()
+    learner = implementations.load(side, kata.topic, kata.module, root)
     test_file = root / "katas" / kata.topic / f"test_{kata.module}.py"
     siblings = [each.name for each in catalog.read(root, [kata.topic]).katas if each.module == kata.module]
     module, notebook = _stand_in(learner, siblings, kata.name, candidate)
     verdicts = _Verdicts(kata.name, notebook, root)
     exit_code, pytest_output = _run_pytest(
-        root, [str(test_file), "--kata", kata.name, "--impl=katas"], verdicts, module
+        root, [str(test_file), "--kata", kata.name, f"--impl={side}"], verdicts, module
     )
     if exit_code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):  # pytest could not run the tests
         print(pytest_output, end="")
@@ -338,9 +358,30 @@ def _write(content: Notebook, target: Path) -> Path:
     return target
 
 
+# The first cell of a filled notebook: its kata cells are reference/'s, so are the katas they build on.
+FILLED = f"""# Filled by `python -m katakit.maintain notebook fill`: the kata cells hold the reference solutions,
+# and the katas they build on come from reference/ too (kata_module and check read ${implementations.ENV_VAR}).
+import os
+
+os.environ["{implementations.ENV_VAR}"] = "reference"
+"""
+
+
 def fill(notebook: Path, destination: Path, root: Path) -> Path:
-    """Write `notebook` to `destination` with every kata cell holding the reference solution."""
-    return _write(_with_kata_cells(notebook, root, "reference"), destination / notebook.name)
+    """Write `notebook` to `destination` with every kata cell holding the reference solution, after a
+    first cell that points kata_module and check at reference/."""
+    content = _with_kata_cells(notebook, root, "reference")
+    source = FILLED.splitlines(keepends=True)
+    first: Notebook = {
+        "cell_type": "code",
+        "execution_count": None,
+        "id": "filled",
+        "metadata": {},
+        "outputs": [],
+        "source": source,
+    }
+    content["cells"].insert(0, first)
+    return _write(content, destination / notebook.name)
 
 
 def sync(notebook: Path, root: Path) -> bool:
