@@ -24,6 +24,8 @@ from katakit.benchmarking import RATIOS, Ratio
 
 # The file the plugin writes its lines to, one JSON object per benchmark test.
 OUTPUT = "KATAS_BENCH_OUTPUT"
+# The notebook whose last cell times your attention the same way, on Colab's GPU.
+NOTEBOOK = "notebooks/attention.ipynb"
 
 
 @dataclass(frozen=True)
@@ -142,5 +144,8 @@ def table(outcomes: list[Outcome]) -> str:
         elif outcome.state == "failed":
             lines.append(f"failed: {outcome.kata}: {outcome.message} (pytest {outcome.nodeid} -m benchmark -s)")
     if any(outcome.state == "skipped" and "CUDA" in outcome.message for outcome in outcomes):  # once, not per test
-        lines.append("GPU timings skipped: no CUDA device (on a machine with one, Colab's too, katas bench times it).")
+        lines.append(
+            "GPU timings skipped: no CUDA device (on a machine with one, katas bench times them; on Colab's GPU, "
+            f"the last cell of {NOTEBOOK} does)."
+        )
     return "\n".join(lines) if lines else "no benchmarks in these topics"

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 import katakit
-from katakit import catalog, stubs
+from katakit import bench, catalog, stubs
+from katakit.bench import Outcome
 from katakit.names import resolve_kata
 from katakit.notebook import FILLED, KATA_TAG, fill
 
@@ -81,6 +82,17 @@ def test_the_imports_bring_every_decorator_of_the_kata_cells(tmp_path):
         assert any(line.startswith("from katakit import *") for cell in code for line in cell.splitlines())
         decorators = {name for cell in code for name in re.findall(r"^\s*@(\w+)", cell, flags=re.MULTILINE)}
         assert decorators <= {*katakit.__all__, "torch", "staticmethod", "classmethod", "property"}, notebook.name
+
+
+def test_the_notebook_katas_bench_points_at_ends_with_a_cell_that_times_your_attention_against_torchs():
+    skipped = Outcome("gpu", "scaled_dot_product_attention", "skipped", "needs a CUDA device", ())
+    assert f"the last cell of {bench.NOTEBOOK} does" in bench.table([skipped])
+    last = source(cells(ROOT / bench.NOTEBOOK)[-1])
+    assert "scaled_dot_product_attention(q, k, v, causal=True)" in last, "the notebook's own attention, causal"
+    assert "SDPBackend.MATH" in last and "best_times" in last and "print(table(" in last, (
+        "against torch's MATH backend, timed as katas bench does (katakit.benchmarking), printed as its table"
+    )
+    assert "torch.bfloat16" in last and "torch.cuda.is_available()" in last, "fp32 and bf16 on a GPU"
 
 
 def run_in_a_fresh_interpreter(code: str) -> subprocess.CompletedProcess:
