@@ -305,6 +305,96 @@ def test_layer_norm_of_vectors_far_from_the_origin(impl, dtype, offset, atol):
     )
 
 
+def random_layer_norm(impl, d_model: int, eps: float) -> nn.Module:
+    """A float64 LayerNorm with w and b away from 1 and 0, so that a hook point passed y before w and b shows."""
+    ours = impl.LayerNorm(impl.Config(d_model=d_model, layer_norm_eps=eps)).double()
+    with torch.no_grad():
+        ours.w.copy_(1 + 0.3 * torch.randn(d_model))
+        ours.b.copy_(0.3 * torch.randn(d_model))
+    return ours
+
+
+def run_with_forward_hooks(module: nn.Module, x: torch.Tensor, **hooks) -> torch.Tensor:
+    """module(x) with hook(module, args, output) registered on the named submodules, removed afterwards."""
+    handles = [getattr(module, name).register_forward_hook(hook) for name, hook in hooks.items()]
+    try:
+        with torch.no_grad():
+            return module(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@pytest.mark.kata("LayerNorm")
+def test_layer_norm_passes_its_scale_and_output_through_its_hook_points(impl):
+    d_model, eps = 13, 1e-3
+    ours = random_layer_norm(impl, d_model, eps)
+    x = 2.0 + 0.05 * torch.randn(BATCH, POS, d_model, dtype=torch.float64)  # variance comparable to eps
+    seen: dict[str, list[torch.Tensor]] = {"hook_scale": [], "hook_normalized": []}
+
+    def record(name: str):
+        return lambda module, args, output: seen[name].append(args[0])
+
+    run_with_forward_hooks(ours, x, hook_scale=record("hook_scale"), hook_normalized=record("hook_normalized"))
+    for name, count in ((name, len(seen[name])) for name in seen):
+        assert count == 1, (
+            f"one forward pass called self.{name} {count} times, expected once: pass the scale through "
+            "self.hook_scale and y through self.hook_normalized in forward, and use what they return"
+        )
+    scale = (x.var(dim=-1, unbiased=False, keepdim=True) + eps).sqrt()
+    assert seen["hook_scale"][0].shape == scale.shape, (
+        f"self.hook_scale should receive the scale as [batch, pos, 1] = {list(scale.shape)}, got "
+        f"{list(seen['hook_scale'][0].shape)}: reduce over d_model with keepdim=True"
+    )
+    assert_close(
+        seen["hook_scale"][0],
+        scale,
+        what="what self.hook_scale received: sqrt(var(x) + eps), [batch, pos, 1]",
+        hint="the square root of the variance plus eps, not the variance, nor 1 / scale",
+    )
+    assert_close(
+        seen["hook_normalized"][0],
+        F.layer_norm(x, (d_model,), ours.w, ours.b, eps=eps),
+        what="what self.hook_normalized received: y = (x - mean) / scale * w + b",
+        hint="pass y after w and b (what LayerNorm returns), not (x - mean) / scale",
+    )
+
+
+@pytest.mark.kata("LayerNorm")
+def test_layer_norm_goes_on_with_what_its_hook_points_return(impl):
+    d_model, eps = 13, 1e-3
+    ours = random_layer_norm(impl, d_model, eps)
+    x = 2.0 + 0.05 * torch.randn(BATCH, POS, d_model, dtype=torch.float64)
+    y = F.layer_norm(x, (d_model,), ours.w, ours.b, eps=eps)
+    # Doubling the scale halves the normalised x: y becomes (y - b) / 2 + b.
+    y_of_doubled_scale = (y - ours.b) / 2 + ours.b
+    flipped: list[torch.Tensor] = []
+
+    def flip(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+        flipped.append(output)
+        return output.flip(-1)
+
+    assert_close(
+        run_with_forward_hooks(ours, x, hook_scale=lambda module, args, output: 2 * output),
+        y_of_doubled_scale,
+        what="LayerNorm(x) with a hook on hook_scale that doubles the scale",
+        hint="divide the centred x by what self.hook_scale returns, not by the scale you passed it",
+    )
+    assert_close(
+        run_with_forward_hooks(ours, x, hook_normalized=flip),
+        y.flip(-1),
+        what="LayerNorm(x) with a hook on hook_normalized that reverses d_model",
+        hint="return what self.hook_normalized returns, not the y you passed it",
+    )
+    assert_close(
+        run_with_forward_hooks(ours, x, hook_scale=lambda module, args, output: 2 * output, hook_normalized=flip),
+        y_of_doubled_scale.flip(-1),
+        what="LayerNorm(x) with both hooks: the scale doubled, then d_model reversed",
+        hint="y is computed from what self.hook_scale returned, then passed through self.hook_normalized",
+    )
+    assert_close(flipped[-1], y_of_doubled_scale, what="what self.hook_normalized received after hook_scale doubled")
+
+
 # --- Embed, PosEmbed --------------------------------------------------------------------------------
 
 

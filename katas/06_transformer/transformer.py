@@ -75,9 +75,17 @@ class LayerNorm(nn.Module):
 
     y = (x - mean(x)) / sqrt(var(x) + eps) * w + b, with mean and var over d_model, per position.
 
+    forward passes the scale, sqrt(var(x) + eps), through self.hook_scale and y through self.hook_normalized,
+    and goes on with what they return: it divides by the scale hook_scale returned, and returns what
+    hook_normalized returned. They are identity modules, TransformerLens' hook points, like 05's hook_pattern
+    and hook_z: they change nothing, but topic 08 reads each LayerNorm's scale and output from them as the
+    model runs (its cache) without computing the LayerNorm twice.
+
     Shapes:
         w, b: [d_model]
         forward(x): [batch, pos, d_model] -> [batch, pos, d_model]
+        what hook_scale receives: [batch, pos, 1], the scale forward divides the centred x by
+        what hook_normalized receives: [batch, pos, d_model], y (after w and b)
 
     Hints (the next one: katas hint LayerNorm 2):
         1. Reduce over the last axis only, with keepdim=True so the statistics broadcast back.
@@ -88,10 +96,14 @@ class LayerNorm(nn.Module):
         self.cfg = cfg
         self.w = nn.Parameter(torch.ones(cfg.d_model))
         self.b = nn.Parameter(torch.zeros(cfg.d_model))
+        # TransformerLens' hook points: identity modules that forward passes the scale and the output through.
+        self.hook_scale = nn.Identity()
+        self.hook_normalized = nn.Identity()
 
     @kata
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
-        """Normalise every position of x over d_model, then scale by w and shift by b."""
+        """Normalise every position of x over d_model, then scale by w and shift by b, with the scale
+        sqrt(var + eps) passed through self.hook_scale and the result through self.hook_normalized."""
         raise NotImplementedError
 
 
