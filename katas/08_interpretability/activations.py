@@ -70,8 +70,8 @@ def register_cache_hooks(model: nn.Module, cache: dict[str, Float[Tensor, "..."]
     input or the output of a module of 06 (resid_mid is what ln2 reads). The pattern and z are the outputs of
     the attention's hook points, attn.hook_pattern and attn.hook_z: the identity modules 05's forward passes
     them through, as TransformerLens does, so the cache reads them instead of computing the attention again.
-    The LayerNorms' scales you compute inside a hook, from what the LayerNorm received and its
-    cfg.layer_norm_eps.
+    A LayerNorm's hook_scale and hook_normalized are, the same way, the outputs of its hook points
+    ln.hook_scale and ln.hook_normalized, through which 06's LayerNorm.forward passes its scale and its output.
 
     A model that lacks some of these modules gets the names of those it has, as in TransformerLens:
     induction's AttnOnlyTransformer has no ln2 and no mlp (so no resid_mid, mlp_out or ln2 names), and its

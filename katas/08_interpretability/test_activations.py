@@ -63,13 +63,13 @@ SHAPES = {
 NAMES = {
     "hook_embed": ("resid", "the output of model.embed"),
     "hook_pos_embed": ("resid", "the output of model.pos_embed"),
-    "ln_final.hook_scale": ("scale", "sqrt(biased variance of ln_final's INPUT + cfg.layer_norm_eps), keepdim"),
+    "ln_final.hook_scale": ("scale", "the output of ln_final.hook_scale: sqrt(biased variance of its INPUT + eps)"),
     "ln_final.hook_normalized": ("resid", "what ln_final returns (after w and b)"),
 }
 for _layer in range(N_LAYERS):
     NAMES |= {
         f"blocks.{_layer}.hook_resid_pre": ("resid", "the INPUT of block l"),
-        f"blocks.{_layer}.ln1.hook_scale": ("scale", "sqrt(biased variance of ln1's INPUT + eps): eps forgotten?"),
+        f"blocks.{_layer}.ln1.hook_scale": ("scale", "the output of ln1.hook_scale: sqrt(var of ln1's INPUT + eps)"),
         f"blocks.{_layer}.ln1.hook_normalized": ("resid", "what ln1 returns (after w and b)"),
         f"blocks.{_layer}.attn.hook_pattern": (
             "pattern",
@@ -82,7 +82,7 @@ for _layer in range(N_LAYERS):
         ),
         f"blocks.{_layer}.hook_attn_out": ("resid", "the output of attn (not yet added to the residual stream)"),
         f"blocks.{_layer}.hook_resid_mid": ("resid", "resid_pre + attn_out: ln2's INPUT, not its output"),
-        f"blocks.{_layer}.ln2.hook_scale": ("scale", "sqrt(biased variance of ln2's INPUT + eps): eps forgotten?"),
+        f"blocks.{_layer}.ln2.hook_scale": ("scale", "the output of ln2.hook_scale: sqrt(var of ln2's INPUT + eps)"),
         f"blocks.{_layer}.ln2.hook_normalized": ("resid", "what ln2 returns (after w and b)"),
         f"blocks.{_layer}.hook_mlp_out": ("resid", "the output of mlp"),
         f"blocks.{_layer}.hook_resid_post": ("resid", "the OUTPUT of block l (before ln_final, for the last block)"),
@@ -177,7 +177,8 @@ def assert_matches_hf_cache(cache: dict, expected: dict, where: str) -> None:
     assert not missing, (
         f"{where} has no entries {missing}. The names are TransformerLens' hook names, all of them for every layer "
         "(see the module docstring); the pattern and z are the outputs of attn.hook_pattern and attn.hook_z, which "
-        "05's MultiHeadAttention.forward must pass them through."
+        "05's MultiHeadAttention.forward must pass them through, and a LayerNorm's scale and output those of "
+        "ln.hook_scale and ln.hook_normalized, which 06's LayerNorm.forward must pass them through."
     )
     for name, (kind, hint) in NAMES.items():
         assert list(cache[name].shape) == SHAPES[kind], (

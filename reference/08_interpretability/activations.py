@@ -70,8 +70,8 @@ def register_cache_hooks(model: nn.Module, cache: dict[str, Float[Tensor, "..."]
     input or the output of a module of 06 (resid_mid is what ln2 reads). The pattern and z are the outputs of
     the attention's hook points, attn.hook_pattern and attn.hook_z: the identity modules 05's forward passes
     them through, as TransformerLens does, so the cache reads them instead of computing the attention again.
-    The LayerNorms' scales you compute inside a hook, from what the LayerNorm received and its
-    cfg.layer_norm_eps.
+    A LayerNorm's hook_scale and hook_normalized are, the same way, the outputs of its hook points
+    ln.hook_scale and ln.hook_normalized, through which 06's LayerNorm.forward passes its scale and its output.
 
     A model that lacks some of these modules gets the names of those it has, as in TransformerLens:
     induction's AttnOnlyTransformer has no ln2 and no mlp (so no resid_mid, mlp_out or ln2 names), and its
@@ -87,8 +87,8 @@ def register_cache_hooks(model: nn.Module, cache: dict[str, Float[Tensor, "..."]
            name (and the module) and returns a hook that remembers it, then call it for every module.
         2. The input and the output of block l are its resid_pre and resid_post; ln2's input is resid_mid.
            A hook's output and args[0] are still part of the autograd graph: store them detached.
-        3. scale = sqrt(mean of the squared centred input + eps), keeping the last axis. The pattern and z need
-           no maths: attn.hook_pattern and attn.hook_z are modules like any other, and z already comes in the
+        3. Nothing needs computing: attn.hook_pattern, attn.hook_z, ln.hook_scale and ln.hook_normalized are
+           modules like any other, whose output is the activation of the same name, and z already comes in the
            [batch, pos, n_heads, d_head] order.
     """
     handles = []
@@ -105,14 +105,8 @@ def register_cache_hooks(model: nn.Module, cache: dict[str, Float[Tensor, "..."]
     def save_layer_norm(ln: nn.Module, prefix: str) -> None:
         if isinstance(ln, nn.Identity):  # no LayerNorm there, so no scale and no normalized output
             return
-
-        def hook(ln: nn.Module, args: tuple, output: Tensor) -> None:
-            centred = args[0] - args[0].mean(dim=-1, keepdim=True)
-            scale = (centred.pow(2).mean(dim=-1, keepdim=True) + ln.cfg.layer_norm_eps).sqrt()
-            cache[f"{prefix}.hook_scale"] = scale.detach()
-            cache[f"{prefix}.hook_normalized"] = output.detach()
-
-        handles.append(ln.register_forward_hook(hook))
+        save(ln.hook_scale, output_name=f"{prefix}.hook_scale")
+        save(ln.hook_normalized, output_name=f"{prefix}.hook_normalized")
 
     save(model.embed, output_name="hook_embed")
     save(model.pos_embed, output_name="hook_pos_embed")
