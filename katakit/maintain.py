@@ -4,6 +4,7 @@
     stubs [--write] [TOPIC]   check the stubs against reference/, or regenerate them
     manifest [--write]        check or regenerate the manifest that `katas check` compares with
     branches [TOPIC ...]      the branch gate: every line, branch and defaulted argument reached
+    mistakes [TOPIC ...]      every "Likely mistake" is shown when its mistake is made (tests/mistakes/)
     notebook fill DIR | sync  notebooks filled from reference/ for nbmake, or re-synced with the stubs
 
 `GATES` is the one declaration of the gates: tox.ini's environments, `.ci/run` and the GitHub
@@ -69,6 +70,11 @@ GATES: tuple[Gate, ...] = (
         (Step((*MAINTAIN, "branches")),),
     ),
     Gate(
+        "mistakes",
+        "every Likely mistake line is shown first when the mistake it names is made (tests/mistakes/)",
+        (Step((*MAINTAIN, "mistakes")),),
+    ),
+    Gate(
         "notebooks",
         "the notebooks, their kata cells filled from reference/, run as a learner's kernel would (nbmake)",
         (
@@ -123,9 +129,15 @@ def _gates(argv: list[str], root: Path) -> int:
 
 
 def _commands() -> dict[str, Callable[[list[str]], int]]:
-    from katakit import branches, manifest, notebook, stubs
+    from katakit import branches, manifest, mistakes, notebook, stubs
 
-    return {"stubs": stubs.main, "manifest": manifest.main, "branches": branches.main, "notebook": notebook.main}
+    return {
+        "stubs": stubs.main,
+        "manifest": manifest.main,
+        "branches": branches.main,
+        "mistakes": mistakes.main,
+        "notebook": notebook.main,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

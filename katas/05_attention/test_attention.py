@@ -125,7 +125,6 @@ def test_stable_softmax_keeps_any_float_dtype(impl, dtype):
         result,
         torch.softmax(x.double(), dim=-1).to(dtype),
         what=f"stable_softmax in {dtype}",
-        hint="compute in the dtype of x (no .float() or .double() without casting back)",
         atol=tolerance,
         rtol=0 if tolerance else None,
     )
@@ -185,7 +184,7 @@ def test_attention_scores_are_scaled_dot_products(impl):
         impl.attention_scores(q, k),
         q @ k.transpose(-2, -1) / D_HEAD**0.5,
         what="attention_scores(q, k) of shape [batch, heads, query_pos, key_pos]",
-        hint="divide by sqrt(d_head) (not d_head, not sqrt(d_model)); the result is q @ k^T, not k @ q^T.",
+        hint="divide by sqrt(d_head) (not d_head, not sqrt(d_model)).",
     )
 
 
@@ -198,7 +197,6 @@ def test_attention_scores_agree_with_torch_attention_weights(impl):
         torch.softmax(impl.attention_scores(q, k), dim=-1),
         weights,
         what="softmax of your scores (for 3-d q, k without a batch axis)",
-        hint="is the scale 1 / sqrt(d_head), and does the code work for any number of leading axes?",
     )
 
 
@@ -218,7 +216,6 @@ def test_attention_scores_keep_any_float_dtype(impl, dtype):
         scores,
         expected.to(dtype),
         what=f"attention_scores in {dtype}",
-        hint="compute in the dtype of q and k, and scale by 1 / sqrt(d_head)",
         atol=tolerance,
         rtol=0 if tolerance else None,
     )
@@ -253,7 +250,6 @@ def test_apply_causal_mask_then_softmax_is_torch_causal_attention(impl):
         torch.softmax(impl.apply_causal_mask(q @ k.transpose(-2, -1) / D_HEAD**0.5), dim=-1),
         weights,
         what="softmax of the causally masked scores",
-        hint="every row should keep the scores of keys 0..query, the diagonal included.",
     )
 
 
@@ -374,7 +370,6 @@ def test_attention_is_invariant_to_shuffling_keys_with_their_values(impl):
         impl.scaled_dot_product_attention(q, k[..., shuffle, :], v[..., shuffle, :]),
         impl.scaled_dot_product_attention(q, k, v),
         what="attention after permuting keys and values together",
-        hint="without a mask, attention is a weighted average over the keys: their order cannot matter.",
     )
 
 
@@ -395,7 +390,6 @@ def test_attention_keeps_any_float_dtype(impl, dtype):
         result,
         expected.to(dtype),
         what=f"causal attention with a float mask in {dtype}",
-        hint="compute in the dtype of q, k and v",
         atol=tolerance,
         rtol=0 if tolerance else None,
     )
@@ -496,7 +490,6 @@ def test_non_causal_multi_head_attention_commutes_with_shuffling_positions(impl)
             ours(x[:, shuffle]),
             ours(x)[:, shuffle],
             what="attention of shuffled positions",
-            hint="without a mask (and without positional information) self-attention is permutation-equivariant.",
         )
 
 
@@ -516,7 +509,6 @@ def test_multi_head_attention_works_in_half_precision_and_on_any_device(impl, dt
         result.float(),
         expected,
         what=f"MultiHeadAttention in {dtype}",
-        hint="compute in the dtype of the module",
         atol=tolerance,
         rtol=0,
     )
@@ -745,6 +737,5 @@ def test_multi_head_attention_goes_on_with_what_its_hook_points_return(impl):
         run_with_forward_hooks(ours, x, hook_pattern=lambda module, args, output: uniform, hook_z=zero_head_1),
         write(z_of_uniform * all_but_head_1),
         what="MultiHeadAttention(x) with both hooks: the uniform pattern, then head 1 of its z zeroed",
-        hint="z is computed from what self.hook_pattern returned, then passed through self.hook_z",
     )
     assert_close(seen_z[-1], z_of_uniform, what="what self.hook_z received after hook_pattern replaced the pattern")
