@@ -41,19 +41,31 @@ def test_the_kata_is_written_with_einsum(impl, name):
 @pytest.mark.kata("trace")
 def test_trace_matches_torch_trace(impl):
     a = torch.randn(5, 5)
-    assert_close(impl.trace(a), torch.trace(a), what="the trace", hint="'ii->' sums the diagonal; 'ii->i' keeps it")
+    assert_close(
+        impl.trace(a), torch.trace(a), what="the trace", hint="'ii->' sums the diagonal; 'ij->' sums every entry"
+    )
 
 
 @pytest.mark.kata("matrix_vector")
 def test_matrix_vector_matches_matmul(impl):
     a, x = torch.randn(3, 5), torch.randn(5)
-    assert_close(impl.matrix_vector(a, x), a @ x, what="a @ x", hint="sum over a's column index, keep its row index")
+    assert_close(
+        impl.matrix_vector(a, x),
+        a @ x,
+        what="a @ x",
+        hint="x's index is a's column index (the same letter): sum over it, keep the row index",
+    )
 
 
 @pytest.mark.kata("matrix_matrix")
 def test_matrix_matrix_matches_matmul(impl):
     a, b = torch.randn(3, 5), torch.randn(5, 7)
-    assert_close(impl.matrix_matrix(a, b), a @ b, what="a @ b", hint="the shared (summed) index is a's second axis")
+    assert_close(
+        impl.matrix_matrix(a, b),
+        a @ b,
+        what="a @ b",
+        hint="the shared (summed) index is a's second axis and b's first: the same letter in both",
+    )
 
 
 @pytest.mark.kata("inner")
@@ -65,7 +77,7 @@ def test_inner_matches_dot(impl):
 @pytest.mark.kata("outer")
 def test_outer_matches_torch_outer(impl):
     x, y = torch.randn(3), torch.randn(5)
-    assert_close(impl.outer(x, y), torch.outer(x, y), what="the outer product", hint="'i,j->ij': nothing is summed")
+    assert_close(impl.outer(x, y), torch.outer(x, y), what="the outer product")
 
 
 @pytest.mark.kata("batched_matmul")
@@ -75,7 +87,7 @@ def test_batched_matmul_matches_bmm(impl):
         impl.batched_matmul(a, b),
         torch.bmm(a, b),
         what="the batched product",
-        hint="the batch index must appear on the right too, or the batch gets summed",
+        hint="one batch letter in a, b and the result: a letter of its own sums over the batch",
     )
 
 
@@ -86,7 +98,7 @@ def test_bilinear_form_matches_functional_bilinear(impl):
         impl.bilinear_form(x, a, y),
         F.bilinear(x, y, a[None]).squeeze(-1),
         what="x^T A y",
-        hint="x goes with A's rows (first index), y with its columns; keep only the batch index",
+        hint="x shares A's first index, y its second, and x and y the batch index (the same letter in each pair)",
     )
 
 
@@ -98,7 +110,7 @@ def test_bilinear_form_of_basis_vectors_picks_an_entry(impl):
         impl.bilinear_form(x, a, y),
         torch.stack([a[0, 4], a[2, 1]]),
         what="e_i^T A e_j, which should be A[i, j]",
-        hint="the batch index must be matched between x and y, not summed or crossed",
+        hint="x shares A's first index, y its second, and x and y the batch index (the same letter in each pair)",
     )
 
 
@@ -131,7 +143,7 @@ def test_contract_two_axes_matches_tensordot(impl):
         impl.contract_two_axes(a, b),
         torch.tensordot(a, b, dims=([1, 2], [0, 1])),
         what="the contraction over j and k",
-        hint="a's j, k are its last two axes and b's first two: keep them in the same order in both",
+        hint="a's last two axes are b's first two: share both letters (ijk,jkl), so both are summed",
     )
 
 
@@ -149,4 +161,4 @@ def test_batched_diagonal_matches_torch_diagonal(impl):
 @pytest.mark.kata("column_sums")
 def test_column_sums_match_sum_over_rows(impl):
     x = torch.randn(3, 5)
-    assert_close(impl.column_sums(x), x.sum(dim=0), what="the column sums", hint="sum over the rows (first index)")
+    assert_close(impl.column_sums(x), x.sum(dim=0), what="the column sums")
