@@ -54,7 +54,7 @@ def test_curriculum_toml_declares_every_topic_module_and_dependency(side):
     assert [topic.folder for topic in declared] == folders, "curriculum.toml lists the topics in order, all of them"
     for topic in declared:
         files = [path for path in (ROOT / side / topic.folder).glob("*.py") if not is_test_file(path)]
-        on_disk = {path.stem for path in files} - {"__init__"}
+        on_disk = {path.stem for path in files} - {"__init__", "conftest"}  # a topic's conftest.py: test fixtures
         assert set(topic.modules) == on_disk, f"curriculum.toml's modules of {topic.folder} do not match the files"
         imported = {name for path in files for name in TOPIC_IMPORT.findall(path.read_text(encoding="utf-8"))}
         assert imported - {topic.folder} == set(topic.needs), (

@@ -7,7 +7,7 @@ torch.nn.functional.cross_entropy, the training loop with torch.optim.AdamW. The
 (init_range 1) so that the heads attend sharply and differ from each other.
 
 The slow tests are the capstone: your train_induction_model trains the model once per session
-(trained_induction_model, shared with test_reverse_engineering.py; a minute at most on a laptop's CPU), then
+(conftest.py's capstone fixture, shared with test_reverse_engineering.py; a minute at most on a laptop's CPU), then
 your katas find the induction circuit in it and check it on sequences it never saw: a previous-token head in
 layer 0, an induction head in layer 1 that reads it through its keys (K-composition, well above the score of
 random weights), a loss on the repeated half close to its floor, and ablations that take the improvement
@@ -31,21 +31,6 @@ SEED = int(os.environ.get("KATAS_SEED", "0"))
 # it here, while the tests are collected, rather than inside a test's 15-second limit.
 torch.optim.AdamW([nn.Parameter(torch.zeros(1))])
 BATCH, SEQ_LEN = 3, 5  # pos = 2 * SEQ_LEN = 10
-SMALL = {"d_model": 12, "n_heads": 3, "d_head": 4, "d_mlp": 1, "n_ctx": 16, "d_vocab": 7, "init_range": 1.0}
-
-
-def small_model(impl, n_layers: int = 2, **changes) -> nn.Module:
-    model = impl.AttnOnlyTransformer(impl.transformer.Config(**SMALL | changes, n_layers=n_layers)).double()
-    with torch.no_grad():  # every bias nonzero, so that a forgotten one shows
-        for name, param in model.named_parameters():
-            if name.split(".")[-1].startswith("b_"):
-                param.copy_(0.3 * torch.randn_like(param))
-    return model
-
-
-def repeated(d_vocab: int, batch: int = BATCH, seq_len: int = SEQ_LEN) -> torch.Tensor:
-    first = torch.randint(0, d_vocab, (batch, seq_len))
-    return torch.cat([first, first], dim=1)
 
 
 def attention_oracle(attn: nn.Module, x: torch.Tensor, keep: torch.Tensor | None = None):
@@ -88,9 +73,9 @@ def parameters(model: nn.Module) -> dict[str, torch.Tensor]:
 
 @pytest.mark.kata("AttnOnlyTransformer")
 @pytest.mark.parametrize("n_layers", [1, 2, 3])
-def test_attn_only_forward_matches_the_definition(impl, n_layers):
-    model = small_model(impl, n_layers)
-    tokens = torch.randint(0, SMALL["d_vocab"], (BATCH, 11))
+def test_attn_only_forward_matches_the_definition(impl, small_model, n_layers):
+    model = small_model(n_layers)
+    tokens = torch.randint(0, model.cfg.d_vocab, (BATCH, 11))
     assert_close(
         model(tokens),
         forward_oracle(model, tokens)[0],
@@ -101,16 +86,16 @@ def test_attn_only_forward_matches_the_definition(impl, n_layers):
 
 
 @pytest.mark.kata("AttnOnlyTransformer")
-def test_attn_only_forward_calls_ln1_and_ln_final(impl):
-    model = small_model(impl, 2)
+def test_attn_only_forward_calls_ln1_and_ln_final(impl, small_model):
+    model = small_model(2)
     for block in model.blocks:
-        block.ln1 = nn.LayerNorm(SMALL["d_model"], dtype=torch.float64)
-    model.ln_final = nn.LayerNorm(SMALL["d_model"], dtype=torch.float64)
+        block.ln1 = nn.LayerNorm(model.cfg.d_model, dtype=torch.float64)
+    model.ln_final = nn.LayerNorm(model.cfg.d_model, dtype=torch.float64)
     with torch.no_grad():
         for module in [*(block.ln1 for block in model.blocks), model.ln_final]:
-            module.weight.copy_(1 + 0.5 * torch.randn(SMALL["d_model"]))
-            module.bias.copy_(0.5 * torch.randn(SMALL["d_model"]))
-    tokens = torch.randint(0, SMALL["d_vocab"], (BATCH, 11))
+            module.weight.copy_(1 + 0.5 * torch.randn(model.cfg.d_model))
+            module.bias.copy_(0.5 * torch.randn(model.cfg.d_model))
+    tokens = torch.randint(0, model.cfg.d_vocab, (BATCH, 11))
     assert_close(
         model(tokens),
         forward_oracle(model, tokens)[0],
@@ -127,9 +112,9 @@ def attention_only_hook_names(n_layers: int) -> set[str]:
 
 
 @pytest.mark.kata("AttnOnlyTransformer")
-def test_run_with_cache_reads_an_attention_only_model(impl):
-    model = small_model(impl, 2)
-    tokens = torch.randint(0, SMALL["d_vocab"], (BATCH, 11))
+def test_run_with_cache_reads_an_attention_only_model(impl, small_model):
+    model = small_model(2)
+    tokens = torch.randint(0, model.cfg.d_vocab, (BATCH, 11))
     logits, cache = impl.activations.run_with_cache(model, tokens)
     expected = attention_only_hook_names(2)
     assert set(cache) == expected, (
@@ -156,9 +141,9 @@ def test_run_with_cache_reads_an_attention_only_model(impl):
 
 
 @pytest.mark.kata("AttnOnlyTransformer")
-def test_run_with_hooks_changes_an_attention_only_model(impl):
-    model = small_model(impl, 2)
-    tokens = torch.randint(0, SMALL["d_vocab"], (BATCH, 11))
+def test_run_with_hooks_changes_an_attention_only_model(impl, small_model):
+    model = small_model(2)
+    tokens = torch.randint(0, model.cfg.d_vocab, (BATCH, 11))
 
     def zero_head_2(z: torch.Tensor) -> torch.Tensor:
         return torch.cat([z[:, :, :2], torch.zeros_like(z[:, :, 2:3]), z[:, :, 3:]], dim=2)
@@ -169,7 +154,8 @@ def test_run_with_hooks_changes_an_attention_only_model(impl):
         what="the logits with head 2 of layer 1 zeroed through blocks.1.attn.hook_z",
     )
     with torch.no_grad():
-        after_zero_stream = attention_oracle(model.blocks[1].attn, torch.zeros(BATCH, 11, SMALL["d_model"]).double())[0]
+        zero_stream = torch.zeros(BATCH, 11, model.cfg.d_model, dtype=torch.float64)
+        after_zero_stream = attention_oracle(model.blocks[1].attn, zero_stream)[0]
         expected = after_zero_stream @ model.unembed.W_U + model.unembed.b_U
     assert_close(
         impl.activations.run_with_hooks(model, tokens, {"blocks.0.hook_resid_post": torch.zeros_like}),
@@ -186,13 +172,13 @@ def test_run_with_hooks_changes_an_attention_only_model(impl):
 
 
 @pytest.mark.kata("attention_patterns")
-def test_attention_patterns_of_every_layer(impl):
-    model = small_model(impl, 3)
-    tokens = torch.randint(0, SMALL["d_vocab"], (BATCH, 11))
+def test_attention_patterns_of_every_layer(impl, small_model):
+    model = small_model(3)
+    tokens = torch.randint(0, model.cfg.d_vocab, (BATCH, 11))
     patterns = impl.attention_patterns(model, tokens)
-    assert patterns.shape == (3, BATCH, SMALL["n_heads"], 11, 11), (
+    assert patterns.shape == (3, BATCH, model.cfg.n_heads, 11, 11), (
         f"attention_patterns gave shape {tuple(patterns.shape)}, expected [n_layers, batch, n_heads, query_pos, "
-        f"key_pos] = {(3, BATCH, SMALL['n_heads'], 11, 11)}: stack the layers' patterns along a new first axis"
+        f"key_pos] = {(3, BATCH, model.cfg.n_heads, 11, 11)}: stack the layers' patterns along a new first axis"
     )
     for layer, expected in enumerate(forward_oracle(model, tokens)[1]):
         assert_close(
@@ -223,8 +209,8 @@ def train_oracle(impl, model, steps, batch, min_seq_len, max_seq_len, lr, genera
 
 
 @pytest.mark.kata("train_induction_model")
-def test_train_induction_model_is_adamw_on_repeated_tokens(impl):
-    model = small_model(impl, 2, init_range=0.3)
+def test_train_induction_model_is_adamw_on_repeated_tokens(impl, small_model):
+    model = small_model(2, init_range=0.3)
     twin = copy.deepcopy(model)
     args = {"steps": 4, "batch": 3, "min_seq_len": 2, "max_seq_len": 5, "lr": 0.05}
     losses = impl.train_induction_model(model, **args, generator=torch.Generator().manual_seed(SEED))
@@ -256,8 +242,8 @@ def test_train_induction_model_is_adamw_on_repeated_tokens(impl):
 
 
 @pytest.mark.kata("train_induction_model")
-def test_train_induction_model_draws_every_length_in_the_range(impl):
-    model = small_model(impl, 1, init_range=0.3, n_ctx=20)
+def test_train_induction_model_draws_every_length_in_the_range(impl, small_model):
+    model = small_model(1, init_range=0.3, n_ctx=20)
     lengths = []
     hook = model.embed.register_forward_pre_hook(lambda module, args: lengths.append(args[0].shape[1] // 2))
     try:
@@ -274,10 +260,10 @@ def test_train_induction_model_draws_every_length_in_the_range(impl):
 
 
 @pytest.mark.kata("find_heads")
-def test_find_heads_takes_the_best_head_of_each_layer(impl):
+def test_find_heads_takes_the_best_head_of_each_layer(impl, small_model, repeated):
     for trial in range(6):
-        model = small_model(impl, 2, n_heads=5)
-        tokens = repeated(SMALL["d_vocab"], batch=7)
+        model = small_model(2, n_heads=5)
+        tokens = repeated(model.cfg.d_vocab, 7, SEQ_LEN)
         patterns = forward_oracle(model, tokens)[1]
         queries = torch.arange(1, 2 * SEQ_LEN)
         previous = patterns[0][:, :, queries, queries - 1].mean(dim=(0, 2))
@@ -303,9 +289,9 @@ def repeated_half_oracle(model, tokens, seq_len, silenced=None):
 
 
 @pytest.mark.kata("repeated_half_loss")
-def test_repeated_half_loss_counts_the_predictable_predictions(impl):
-    model = small_model(impl, 2)
-    tokens = repeated(SMALL["d_vocab"])
+def test_repeated_half_loss_counts_the_predictable_predictions(impl, small_model, repeated):
+    model = small_model(2)
+    tokens = repeated(model.cfg.d_vocab, BATCH, SEQ_LEN)
     assert_close(
         impl.repeated_half_loss(model, tokens, SEQ_LEN),
         repeated_half_oracle(model, tokens, SEQ_LEN),
@@ -317,11 +303,11 @@ def test_repeated_half_loss_counts_the_predictable_predictions(impl):
 
 @pytest.mark.kata("repeated_half_loss")
 @pytest.mark.parametrize("layer", [0, 1])
-def test_repeated_half_loss_ablates_the_head_it_is_given(impl, layer):
-    model = small_model(impl, 2)
+def test_repeated_half_loss_ablates_the_head_it_is_given(impl, small_model, repeated, layer):
+    model = small_model(2)
     before = parameters(model)
-    tokens = repeated(SMALL["d_vocab"])
-    for head in range(SMALL["n_heads"]):
+    tokens = repeated(model.cfg.d_vocab, BATCH, SEQ_LEN)
+    for head in range(model.cfg.n_heads):
         assert_close(
             impl.repeated_half_loss(model, tokens, SEQ_LEN, ablate=(layer, head)),
             repeated_half_oracle(model, tokens, SEQ_LEN, silenced=(layer, head)),
@@ -336,9 +322,9 @@ def test_repeated_half_loss_ablates_the_head_it_is_given(impl, layer):
 
 
 @pytest.mark.kata("repeated_half_loss")
-def test_repeated_half_loss_ablates_through_run_with_hooks(impl, monkeypatch):
-    model = small_model(impl, 2)
-    tokens = repeated(SMALL["d_vocab"])
+def test_repeated_half_loss_ablates_through_run_with_hooks(impl, small_model, repeated, monkeypatch):
+    model = small_model(2)
+    tokens = repeated(model.cfg.d_vocab, BATCH, SEQ_LEN)
     calls = []
     real = impl.activations.run_with_hooks
 
@@ -356,42 +342,20 @@ def test_repeated_half_loss_ablates_through_run_with_hooks(impl, monkeypatch):
 
 # --- the capstone: an induction head you trained ----------------------------------------------------
 
-HELD_OUT_SEQ_LEN = 10
 PREVIOUS_TOKEN_THRESHOLD, INDUCTION_THRESHOLD = 0.3, 0.5
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and other processes busy on the same cores then do not slow
-    them down tenfold (two threads of torch wait for each other)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def trained(impl, one_thread):
-    """Your model, trained once per session by your train_induction_model (impl.trained_induction_model), and
-    sequences it never saw."""
-    model, losses = impl.trained_induction_model(SEED)
-    held_out = torch.Generator().manual_seed(10_000 + SEED)
-    first = torch.randint(0, model.cfg.d_vocab, (100, HELD_OUT_SEQ_LEN), generator=held_out)
-    tokens = torch.cat([first, first], dim=1)
-    return model, losses, tokens
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.kata("train_induction_model")
-def test_trained_model_predicts_the_repeated_half(impl, trained):
-    model, losses, tokens = trained
+def test_trained_model_predicts_the_repeated_half(impl, capstone):
+    model, losses, tokens, seq_len = capstone
     log_vocab = math.log(model.cfg.d_vocab)
     with torch.no_grad():
         logits = model(tokens)
     nll = -logits.log_softmax(dim=-1)[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0]
-    first_half = nll[:, : HELD_OUT_SEQ_LEN - 1].mean().item()
-    repeated_half = nll[:, HELD_OUT_SEQ_LEN:].mean().item()
+    first_half = nll[:, : seq_len - 1].mean().item()
+    repeated_half = nll[:, seq_len:].mean().item()
     assert repeated_half < 0.25 * log_vocab, (
         f"after training, the loss on the repeated half of held-out sequences is {repeated_half:.2f} nats; expected "
         f"under {0.25 * log_vocab:.2f} (a quarter of log(d_vocab) = {log_vocab:.2f}, the loss of a uniform guess). "
@@ -407,14 +371,14 @@ def test_trained_model_predicts_the_repeated_half(impl, trained):
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.kata("find_heads")
-def test_trained_model_has_a_previous_token_head_and_an_induction_head(impl, trained):
-    model, _, tokens = trained
-    previous, induction = impl.find_heads(model, tokens, HELD_OUT_SEQ_LEN)
+def test_trained_model_has_a_previous_token_head_and_an_induction_head(impl, capstone):
+    model, _, tokens, seq_len = capstone
+    previous, induction = impl.find_heads(model, tokens, seq_len)
     patterns = impl.attention_patterns(model, tokens)
-    queries = torch.arange(1, 2 * HELD_OUT_SEQ_LEN)
+    queries = torch.arange(1, 2 * seq_len)
     previous_score = patterns[0, :, previous, queries, queries - 1].mean().item()
-    queries = torch.arange(HELD_OUT_SEQ_LEN, 2 * HELD_OUT_SEQ_LEN)
-    induction_score = patterns[1, :, induction, queries, queries - HELD_OUT_SEQ_LEN + 1].mean().item()
+    queries = torch.arange(seq_len, 2 * seq_len)
+    induction_score = patterns[1, :, induction, queries, queries - seq_len + 1].mean().item()
     assert induction_score > INDUCTION_THRESHOLD, (
         f"head {induction} of layer 1, the one find_heads chose, gives on average {induction_score:.2f} of its "
         f"attention to the token after the earlier copy of the current one; expected above {INDUCTION_THRESHOLD}. "
@@ -462,13 +426,13 @@ def test_trained_model_has_a_previous_token_head_and_an_induction_head(impl, tra
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.kata("repeated_half_loss")
-def test_ablating_the_induction_circuit_takes_the_improvement_away(impl, trained):
-    model, _, tokens = trained
+def test_ablating_the_induction_circuit_takes_the_improvement_away(impl, capstone):
+    model, _, tokens, seq_len = capstone
     log_vocab = math.log(model.cfg.d_vocab)
-    previous, induction = impl.find_heads(model, tokens, HELD_OUT_SEQ_LEN)
-    clean = impl.repeated_half_loss(model, tokens, HELD_OUT_SEQ_LEN).item()
-    without_induction = impl.repeated_half_loss(model, tokens, HELD_OUT_SEQ_LEN, ablate=(1, induction)).item()
-    without_previous = impl.repeated_half_loss(model, tokens, HELD_OUT_SEQ_LEN, ablate=(0, previous)).item()
+    previous, induction = impl.find_heads(model, tokens, seq_len)
+    clean = impl.repeated_half_loss(model, tokens, seq_len).item()
+    without_induction = impl.repeated_half_loss(model, tokens, seq_len, ablate=(1, induction)).item()
+    without_previous = impl.repeated_half_loss(model, tokens, seq_len, ablate=(0, previous)).item()
     assert without_induction > 2.5 * clean, (
         f"the repeated-half loss is {clean:.2f} nats, and {without_induction:.2f} with the induction head (layer 1, "
         f"head {induction}) ablated: expected at least 2.5 times as much. Does ablate=(1, head) zero that head of "
@@ -485,8 +449,8 @@ def test_ablating_the_induction_circuit_takes_the_improvement_away(impl, trained
 
 
 @pytest.mark.kata("train_induction_model")
-def test_train_induction_model_keeps_the_rng_contract(impl):
-    base = small_model(impl, 1, init_range=0.3)
+def test_train_induction_model_keeps_the_rng_contract(impl, small_model):
+    base = small_model(1, init_range=0.3)
 
     def trained(min_seq_len, max_seq_len):
         def run(generator):

@@ -4,13 +4,12 @@ Every kata is checked twice. On small random attention-only models (every bias n
 on constructed weights whose answer is known, against oracles written here from the definitions:
 torch.nn.functional.scaled_dot_product_attention for the attention (given the identity as values it returns
 the pattern itself), torch.linalg.eigvals, torch.nn.functional.cross_entropy and avg_pool1d. And on the
-capstone model your train_induction_model trained (induction.trained_induction_model, once per session,
+capstone model your train_induction_model trained (conftest.py's capstone fixture: trained once per session,
 shared with test_induction.py): the slow tests check that each analysis finds in it what the Framework
 paper and the Induction Heads paper describe.
 """
 
 import math
-import os
 
 import pytest
 import torch
@@ -19,25 +18,7 @@ from torch import nn
 
 from katakit.testing import assert_close
 
-SEED = int(os.environ.get("KATAS_SEED", "0"))
-BATCH, SEQ_LEN = 3, 5  # pos = 2 * SEQ_LEN = 10
-SMALL = {"d_model": 12, "n_heads": 3, "d_head": 4, "d_mlp": 1, "n_ctx": 11, "d_vocab": 7, "init_range": 1.0}
-HELD_OUT_SEQ_LEN = 10
-
-
-def small_model(impl, n_layers: int = 2, **changes) -> nn.Module:
-    cfg = impl.induction.transformer.Config(**SMALL | changes, n_layers=n_layers)
-    model = impl.induction.AttnOnlyTransformer(cfg).double()
-    with torch.no_grad():  # every bias nonzero, so that a forgotten one shows
-        for name, param in model.named_parameters():
-            if name.split(".")[-1].startswith("b_"):
-                param.copy_(0.3 * torch.randn_like(param))
-    return model
-
-
-def repeated(d_vocab: int, batch: int = BATCH, seq_len: int = SEQ_LEN) -> torch.Tensor:
-    first = torch.randint(0, d_vocab, (batch, seq_len))
-    return torch.cat([first, first], dim=1)
+BATCH = 3
 
 
 def causal_pattern(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -86,13 +67,14 @@ def other_tokens(tokens: torch.Tensor, d_vocab: int) -> torch.Tensor:
 
 
 @pytest.mark.kata("positional_pattern")
-def test_positional_pattern_is_the_attention_of_positions_alone(impl):
-    attn = small_model(impl).blocks[0].attn
-    W_pos = torch.randn(SMALL["n_ctx"], SMALL["d_model"], dtype=torch.float64)
+def test_positional_pattern_is_the_attention_of_positions_alone(impl, small_model):
+    model = small_model()
+    attn = model.blocks[0].attn
+    W_pos = torch.randn(model.cfg.n_ctx, model.cfg.d_model, dtype=torch.float64)
     q = torch.einsum("pd,hde->hpe", W_pos, attn.W_Q.detach())
     k = torch.einsum("pd,hde->hpe", W_pos, attn.W_K.detach())
     pattern = impl.positional_pattern(W_pos, attn)
-    assert pattern.shape == (SMALL["n_heads"], SMALL["n_ctx"], SMALL["n_ctx"]), (
+    assert pattern.shape == (model.cfg.n_heads, model.cfg.n_ctx, model.cfg.n_ctx), (
         f"positional_pattern gave shape {tuple(pattern.shape)}; expected [n_heads, pos, pos]: W_pos on both sides, "
         "W_pos W_Q W_K^T W_pos^T"
     )
@@ -105,17 +87,19 @@ def test_positional_pattern_is_the_attention_of_positions_alone(impl):
     )
 
 
-def previous_token_weights(impl, previous: int) -> nn.Module:
+def previous_token_weights(small_model, previous: int) -> nn.Module:
     """A model whose layer-0 heads, by position alone, attend to the current token (head `previous` - 1),
-    the previous one (head `previous`) and the one two back (the remaining head)."""
-    n_ctx, d_model, d_head = 9, 16, 10
-    model = small_model(impl, 1, n_ctx=n_ctx, d_model=d_model, d_head=d_head, n_heads=3)
+    the previous one (head `previous`) and the one two back (the remaining head). Token t is embedded as
+    position 2t, so that by their token embeddings alone the heads would look 0, 2 and 4 back: the one
+    looking two back would seem to be the previous-token head."""
+    n_ctx, d_model, d_head = 13, 16, 14
+    model = small_model(1, n_ctx=n_ctx, d_model=d_model, d_head=d_head, n_heads=3)
     W_pos = torch.linalg.qr(torch.randn(d_model, n_ctx, dtype=torch.float64))[0].T  # orthonormal rows
     pad = torch.eye(n_ctx, d_head, dtype=torch.float64)
     offsets = {(previous - 1) % 3: 0, previous: 1, (previous + 1) % 3: 2}
     with torch.no_grad():
         model.pos_embed.W_pos.copy_(W_pos)
-        model.embed.W_E.mul_(0.01)
+        model.embed.W_E.copy_(0.5 * W_pos[2 * torch.arange(model.cfg.d_vocab)])
         for head, offset in offsets.items():
             looks_back = torch.eye(n_ctx, dtype=torch.float64).roll(-offset, dims=1).tril()  # [q, q - offset] = 1
             model.blocks[0].attn.W_Q[head] = 10 * W_pos.T @ pad
@@ -124,10 +108,10 @@ def previous_token_weights(impl, previous: int) -> nn.Module:
 
 
 @pytest.mark.kata("positional_pattern")
-def test_positional_pattern_shows_a_constructed_previous_token_head(impl):
-    model = previous_token_weights(impl, previous=1)
+def test_positional_pattern_shows_a_constructed_previous_token_head(impl, small_model):
+    model = previous_token_weights(small_model, previous=1)
     pattern = impl.positional_pattern(model.pos_embed.W_pos, model.blocks[0].attn)
-    queries = torch.arange(1, 9)
+    queries = torch.arange(1, 13)
     looking_back = pattern[1, queries, queries - 1]
     assert looking_back.min() > 0.99, (
         f"head 1 was built so that position q scores key q - 1 highest, yet its positional pattern gives key q - 1 "
@@ -144,23 +128,23 @@ def test_positional_pattern_shows_a_constructed_previous_token_head(impl):
 
 @pytest.mark.kata("previous_token_head_from_weights")
 @pytest.mark.parametrize("previous", [1, 2])
-def test_previous_token_head_from_weights_of_constructed_heads(impl, previous):
-    found = impl.previous_token_head_from_weights(previous_token_weights(impl, previous))
+def test_previous_token_head_from_weights_of_constructed_heads(impl, small_model, previous):
+    found = impl.previous_token_head_from_weights(previous_token_weights(small_model, previous))
     assert type(found) is int and found == previous, (
         f"the layer-0 heads were built to look 0, 1 and 2 positions back by position alone, with head {previous} "
         f"looking one back; previous_token_head_from_weights gave {found!r}. The highest previous-token score of "
-        "the positional pattern (positions, not tokens: W_pos), as a Python int"
+        "the positional pattern (positions, not tokens: W_pos, not W_E), as a Python int"
     )
 
 
 @pytest.mark.kata("previous_token_head_from_weights")
-def test_previous_token_head_from_weights_of_random_heads(impl):
-    model = small_model(impl, 2, n_heads=5, d_head=3, d_model=15)
+def test_previous_token_head_from_weights_of_random_heads(impl, small_model):
+    model = small_model(2, n_heads=5, d_head=3, d_model=15)
     W_pos = model.pos_embed.W_pos.detach()
     attn = model.blocks[0].attn
     q = torch.einsum("pd,hde->hpe", W_pos, attn.W_Q.detach())
     k = torch.einsum("pd,hde->hpe", W_pos, attn.W_K.detach())
-    queries = torch.arange(1, SMALL["n_ctx"])
+    queries = torch.arange(1, model.cfg.n_ctx)
     scores = causal_pattern(q, k)[:, queries, queries - 1].mean(dim=-1)
     assert impl.previous_token_head_from_weights(model) == int(scores.argmax()), (
         f"the previous-token scores of the positional patterns of layer 0's heads are "
@@ -206,10 +190,10 @@ def test_diagonal_top1_accuracy_of_random_and_copying_matrices(impl):
 
 
 @pytest.mark.kata("ov_copying")
-def test_ov_copying_of_every_head(impl):
-    model = small_model(impl, 2, d_vocab=13)
+def test_ov_copying_of_every_head(impl, small_model):
+    model = small_model(2, d_vocab=13)
     for layer, block in enumerate(model.blocks):
-        for head in range(SMALL["n_heads"]):
+        for head in range(model.cfg.n_heads):
             with torch.no_grad():
                 ov = model.embed.W_E @ block.attn.W_V[head] @ block.attn.W_O[head] @ model.unembed.W_U
             eigenvalues = torch.linalg.eigvals(ov)
@@ -230,8 +214,8 @@ def test_ov_copying_of_every_head(impl):
 
 @pytest.mark.kata("ov_copying")
 @pytest.mark.parametrize("sign", [1, -1])
-def test_ov_copying_of_a_head_that_copies_or_suppresses(impl, sign):
-    model = small_model(impl, 1, d_model=6, d_head=6, n_heads=2, d_vocab=13)
+def test_ov_copying_of_a_head_that_copies_or_suppresses(impl, small_model, sign):
+    model = small_model(1, d_model=6, d_head=6, n_heads=2, d_vocab=13)
     with torch.no_grad():
         W_E = torch.randn(13, 6, dtype=torch.float64)
         model.embed.W_E.copy_(W_E / W_E.norm(dim=1, keepdim=True))
@@ -254,12 +238,12 @@ def test_ov_copying_of_a_head_that_copies_or_suppresses(impl, sign):
 
 
 @pytest.mark.kata("k_composition_circuit")
-def test_k_composition_circuit_of_every_pair_of_heads(impl):
-    model = small_model(impl, 2, d_vocab=13)
+def test_k_composition_circuit_of_every_pair_of_heads(impl, small_model):
+    model = small_model(2, d_vocab=13)
     attn0, attn1 = model.blocks[0].attn, model.blocks[1].attn
     with torch.no_grad():
-        for previous in range(SMALL["n_heads"]):
-            for head in range(SMALL["n_heads"]):
+        for previous in range(model.cfg.n_heads):
+            for head in range(model.cfg.n_heads):
                 queries = model.embed.W_E @ attn1.W_Q[head]  # [query token, d_head]
                 moved = model.embed.W_E @ attn0.W_V[previous] @ attn0.W_O[previous]  # what the key position holds
                 keys = moved @ attn1.W_K[head]  # [key's previous token, d_head]
@@ -277,9 +261,9 @@ def test_k_composition_circuit_of_every_pair_of_heads(impl):
 
 @pytest.mark.kata("stream_components")
 @pytest.mark.parametrize("layer", [0, 1, 2])
-def test_stream_components_of_every_layer(impl, layer):
-    model = small_model(impl, 2)
-    tokens = torch.randint(0, SMALL["d_vocab"], (BATCH, 9))
+def test_stream_components_of_every_layer(impl, small_model, layer):
+    model = small_model(2)
+    tokens = torch.randint(0, model.cfg.d_vocab, (BATCH, 9))
     _, cache = impl.activations.run_with_cache(model, tokens)
     expected = run_oracle(model, tokens)[1][layer]
     components = impl.stream_components(cache, model, layer)
@@ -303,11 +287,11 @@ def test_stream_components_of_every_layer(impl, layer):
 
 @pytest.mark.kata("attention_score_split")
 @pytest.mark.parametrize("layer", [0, 1])
-def test_attention_score_split_adds_up_to_the_pattern(impl, layer):
-    model = small_model(impl, 2)
-    tokens = torch.randint(0, SMALL["d_vocab"], (BATCH, 9))
+def test_attention_score_split_adds_up_to_the_pattern(impl, small_model, layer):
+    model = small_model(2)
+    tokens = torch.randint(0, model.cfg.d_vocab, (BATCH, 9))
     _, streams, patterns, _ = run_oracle(model, tokens)
-    for head in range(SMALL["n_heads"]):
+    for head in range(model.cfg.n_heads):
         split = impl.attention_score_split(model, tokens, layer, head)
         allowed = torch.ones(9, 9, dtype=torch.bool).tril()
         assert_close(
@@ -320,16 +304,16 @@ def test_attention_score_split_adds_up_to_the_pattern(impl, layer):
 
 
 @pytest.mark.kata("attention_score_split")
-def test_attention_score_split_credits_each_component(impl):
-    model = small_model(impl, 2)
-    tokens = torch.randint(0, SMALL["d_vocab"], (BATCH, 9))
+def test_attention_score_split_credits_each_component(impl, small_model):
+    model = small_model(2)
+    tokens = torch.randint(0, model.cfg.d_vocab, (BATCH, 9))
     streams = run_oracle(model, tokens)[1]
     attn = model.blocks[1].attn
     head = 2
     with torch.no_grad():
         query = streams[1].sum(dim=0) @ attn.W_Q[head] + attn.b_Q[head]  # [batch, pos, d_head]
         keys = streams[1] @ attn.W_K[head]  # [component, batch, pos, d_head]
-        expected = torch.einsum("bqe,cbke->cbqk", query, keys) / math.sqrt(SMALL["d_head"])
+        expected = torch.einsum("bqe,cbke->cbqk", query, keys) / math.sqrt(model.cfg.d_head)
     assert_close(
         impl.attention_score_split(model, tokens, 1, head),
         expected,
@@ -343,10 +327,10 @@ def test_attention_score_split_credits_each_component(impl):
 
 
 @pytest.mark.kata("logit_attribution")
-def test_logit_attribution_adds_up_to_the_logit_difference(impl):
-    model = small_model(impl, 2)
-    tokens = torch.randint(0, SMALL["d_vocab"], (5, 9))
-    correct, incorrect = tokens[:, -1], other_tokens(tokens[:, -1], SMALL["d_vocab"])
+def test_logit_attribution_adds_up_to_the_logit_difference(impl, small_model):
+    model = small_model(2)
+    tokens = torch.randint(0, model.cfg.d_vocab, (5, 9))
+    correct, incorrect = tokens[:, -1], other_tokens(tokens[:, -1], model.cfg.d_vocab)
     logits, streams, _, _ = run_oracle(model, tokens)
     attribution = impl.logit_attribution(model, tokens, correct, incorrect, -2)
     with torch.no_grad():
@@ -372,19 +356,19 @@ def test_logit_attribution_adds_up_to_the_logit_difference(impl):
 
 
 @pytest.mark.kata("head_patching")
-def test_head_patching_of_every_head(impl):
-    model = small_model(impl, 2)
-    clean = torch.randint(0, SMALL["d_vocab"], (5, 9))
+def test_head_patching_of_every_head(impl, small_model):
+    model = small_model(2)
+    clean = torch.randint(0, model.cfg.d_vocab, (5, 9))
     corrupted = clean.clone()
-    corrupted[:, 3] = other_tokens(clean[:, 3], SMALL["d_vocab"])
+    corrupted[:, 3] = other_tokens(clean[:, 3], model.cfg.d_vocab)
     correct, incorrect = clean[:, -1], corrupted[:, 3]
     clean_logits, _, _, clean_zs = run_oracle(model, clean)
     corrupted_logits = run_oracle(model, corrupted)[0]
     clean_diff = logit_difference(clean_logits, correct, incorrect, -2)
     corrupted_diff = logit_difference(corrupted_logits, correct, incorrect, -2)
-    expected = torch.zeros(2, SMALL["n_heads"], dtype=torch.float64)
+    expected = torch.zeros(2, model.cfg.n_heads, dtype=torch.float64)
     for layer in range(2):
-        for head in range(SMALL["n_heads"]):
+        for head in range(model.cfg.n_heads):
             patched = run_oracle(model, corrupted, {(layer, head): clean_zs[layer][:, head]})[0]
             expected[layer, head] = (logit_difference(patched, correct, incorrect, -2) - corrupted_diff) / (
                 clean_diff - corrupted_diff
@@ -403,9 +387,9 @@ def test_head_patching_of_every_head(impl):
 
 @pytest.mark.kata("in_context_learning_score")
 @pytest.mark.parametrize(("early", "late"), [(2, 8), (1, 9), (6, 3)])
-def test_in_context_learning_score_is_a_difference_of_losses(impl, early, late):
-    model = small_model(impl, 2)
-    tokens = torch.randint(0, SMALL["d_vocab"], (5, 10))
+def test_in_context_learning_score_is_a_difference_of_losses(impl, small_model, early, late):
+    model = small_model(2)
+    tokens = torch.randint(0, model.cfg.d_vocab, (5, 10))
     logits = run_oracle(model, tokens)[0]
 
     def loss_of_token(t):
@@ -467,22 +451,18 @@ def test_phase_change_step_on_a_flat_curve_is_the_first_step_it_can_be(impl):
 
 
 @pytest.fixture(scope="module")
-def trained(impl):
-    """The capstone model your train_induction_model trained (once per session), held-out repeated tokens, and
-    its two heads as your find_heads names them."""
-    model, losses = impl.induction.trained_induction_model(SEED)
-    held_out = torch.Generator().manual_seed(10_000 + SEED)
-    first = torch.randint(0, model.cfg.d_vocab, (100, HELD_OUT_SEQ_LEN), generator=held_out)
-    tokens = torch.cat([first, first], dim=1)
-    previous, induction = impl.induction.find_heads(model, tokens, HELD_OUT_SEQ_LEN)
-    return model, losses, tokens, previous, induction
+def trained(impl, capstone):
+    """The capstone model (conftest.py), held-out repeated tokens, their seq_len, and the model's two heads as
+    your find_heads names them."""
+    previous, induction = impl.induction.find_heads(capstone.model, capstone.tokens, capstone.seq_len)
+    return capstone.model, capstone.losses, capstone.tokens, capstone.seq_len, previous, induction
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.kata("previous_token_head_from_weights")
 def test_trained_previous_token_head_is_seen_in_the_weights(impl, trained):
-    model, _, _, previous, _ = trained
+    model, _, _, _, previous, _ = trained
     found = impl.previous_token_head_from_weights(model)
     assert found == previous, (
         f"from its weights alone, head {found} of layer 0 looks most at the previous position; from the patterns on "
@@ -495,7 +475,7 @@ def test_trained_previous_token_head_is_seen_in_the_weights(impl, trained):
 @pytest.mark.timeout(300)
 @pytest.mark.kata("ov_copying")
 def test_trained_induction_head_copies(impl, trained):
-    model, _, _, _, induction = trained
+    model, _, _, _, _, induction = trained
     score, accuracy = impl.ov_copying(model, 1, induction)
     assert score.item() > 0.7, f"the induction head's full OV circuit should copy: copying score {score.item():.2f}"
     assert accuracy.item() > 0.3, (
@@ -508,7 +488,7 @@ def test_trained_induction_head_copies(impl, trained):
 @pytest.mark.timeout(300)
 @pytest.mark.kata("k_composition_circuit")
 def test_trained_induction_head_matches_the_query_with_the_keys_previous_token(impl, trained):
-    model, _, _, previous, induction = trained
+    model, _, _, _, previous, induction = trained
     circuit = impl.k_composition_circuit(model, previous, induction)
     accuracy = (circuit.argmax(dim=1) == torch.arange(model.cfg.d_vocab)).float().mean().item()
     assert accuracy > 0.7, (
@@ -522,10 +502,10 @@ def test_trained_induction_head_matches_the_query_with_the_keys_previous_token(i
 @pytest.mark.timeout(300)
 @pytest.mark.kata("attention_score_split")
 def test_trained_induction_stripe_comes_from_the_previous_token_head(impl, trained):
-    model, _, tokens, previous, induction = trained
+    model, _, tokens, seq_len, previous, induction = trained
     split = impl.attention_score_split(model, tokens, 1, induction)
-    queries = torch.arange(HELD_OUT_SEQ_LEN, 2 * HELD_OUT_SEQ_LEN)
-    stripe = split[:, :, queries, queries - HELD_OUT_SEQ_LEN + 1].mean(dim=(1, 2))
+    queries = torch.arange(seq_len, 2 * seq_len)
+    stripe = split[:, :, queries, queries - seq_len + 1].mean(dim=(1, 2))
     labels = ["embed", "pos_embed", *(f"L0H{h}" for h in range(model.cfg.n_heads)), "L0 b_O"]
     assert stripe.argmax().item() == 2 + previous, (
         f"on the induction stripe (query q, key q - seq_len + 1), the components of the key's stream contribute "
@@ -538,7 +518,7 @@ def test_trained_induction_stripe_comes_from_the_previous_token_head(impl, train
 @pytest.mark.timeout(300)
 @pytest.mark.kata("logit_attribution")
 def test_trained_logit_difference_comes_from_layer_1(impl, trained):
-    model, _, tokens, _, induction = trained
+    model, _, tokens, _, _, induction = trained
     correct = tokens[:, -1]
     incorrect = other_tokens(correct, model.cfg.d_vocab)
     attribution = impl.logit_attribution(model, tokens, correct, incorrect, -2).mean(dim=1)
@@ -558,11 +538,11 @@ def test_trained_logit_difference_comes_from_layer_1(impl, trained):
 @pytest.mark.timeout(300)
 @pytest.mark.kata("head_patching")
 def test_trained_patching_recovers_the_answer_through_layer_1(impl, trained):
-    model, _, tokens, _, induction = trained
+    model, _, tokens, seq_len, _, induction = trained
     corrupted = tokens.clone()
     # The earlier copy of the last token changes: the induction head now finds and copies another token.
-    corrupted[:, HELD_OUT_SEQ_LEN - 1] = other_tokens(tokens[:, -1], model.cfg.d_vocab)
-    recovered = impl.head_patching(model, tokens, corrupted, tokens[:, -1], corrupted[:, HELD_OUT_SEQ_LEN - 1], -2)
+    corrupted[:, seq_len - 1] = other_tokens(tokens[:, -1], model.cfg.d_vocab)
+    recovered = impl.head_patching(model, tokens, corrupted, tokens[:, -1], corrupted[:, seq_len - 1], -2)
     assert recovered[0].abs().max() < 0.2, (
         f"patching a layer-0 head recovers {recovered[0].tolist()} of the logit difference; expected little "
         "(under 0.2): the changed token is not where their outputs matter"
@@ -577,8 +557,8 @@ def test_trained_patching_recovers_the_answer_through_layer_1(impl, trained):
 @pytest.mark.timeout(300)
 @pytest.mark.kata("in_context_learning_score")
 def test_trained_model_learns_in_context(impl, trained):
-    model, _, tokens, _, _ = trained
-    score = impl.in_context_learning_score(model, tokens, 5, HELD_OUT_SEQ_LEN + 5).item()
+    model, _, tokens, seq_len, _, _ = trained
+    score = impl.in_context_learning_score(model, tokens, 5, seq_len + 5).item()
     log_vocab = math.log(model.cfg.d_vocab)
     assert score < -0.5 * log_vocab, (
         f"the loss on a token of the repeated half minus the loss on its first occurrence is {score:.2f}; expected "
@@ -590,7 +570,7 @@ def test_trained_model_learns_in_context(impl, trained):
 @pytest.mark.timeout(300)
 @pytest.mark.kata("phase_change_step")
 def test_trained_loss_curve_has_a_phase_change(impl, trained):
-    _, losses, _, _, _ = trained
+    _, losses, _, _, _, _ = trained
     window = 100
     found = impl.phase_change_step(losses, window)
     assert found == int(window_drops_oracle(losses, window).argmax()) + window, (
