@@ -505,7 +505,6 @@ def test_round_half_away_from_zero_on_random_values(impl):
         impl.round_half_away_from_zero(x),
         torch.tensor([round_half_up(v) for v in x.tolist()], dtype=torch.float64),
         what="round_half_away_from_zero(x)",
-        hint="round to the nearest whole number: 1.2 -> 1, not 2",
     )
 
 
@@ -558,7 +557,7 @@ def test_neighbouring_days_match_numpy_dates(impl):
         impl.neighbouring_days(from_numpy(dates.astype(np.int64))),
         from_numpy(expected),
         what="neighbouring_days(days)",
-        hint="each row is [yesterday, today, tomorrow]: shape [n, 3], and arange(-1, 1) stops before 1",
+        hint="each row is [yesterday, today, tomorrow]: the offsets -1, 0 and 1 (arange stops before its end)",
     )
 
 
