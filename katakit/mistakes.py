@@ -266,11 +266,17 @@ def _child(root: Path, module: Module, source: str, argv: list[str], log: Path) 
     return int(pytest.main(argv))
 
 
+# Imported lazily by torch on the first autograd.grad call (the promise checker makes one): sympy, 400 modules.
+LAZY = ("torch.fx.experimental.symbolic_shapes",)
+
+
 def preload(root: Path, test_files: list[Path]) -> None:
-    """Import, once in the parent, what the test files import (a `from x import y` down to y, which
-    imports a lazy package's submodule), so that each child starts with it."""
+    """Import, once in the parent, what each child would import: what the test files import (a `from x
+    import y` down to y, which imports a lazy package's submodule), torch's lazy imports, and, through a
+    `pytest --collect-only` of the test files, pytest's plugins, conftest.py and the test modules, which
+    pytest rewrites for its assertions (imported here by pytest itself, they are not imported again)."""
     sys.dont_write_bytecode = True
-    for name in ("torch", "pytest", "katakit.testing", "katakit.promises"):
+    for name in ("torch", "pytest", *LAZY):
         importlib.import_module(name)
     for path in test_files:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -290,6 +296,11 @@ def preload(root: Path, test_files: list[Path]) -> None:
                         getattr(imported, attribute, None)
                 except Exception:  # noqa: BLE001, S112 - a preload is only a speed-up: the child imports it again
                     continue
+    import pytest
+
+    argv = [*(str(path) for path in test_files), "--impl=reference", "--collect-only", "-q", "-p", "no:cacheprovider"]
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+        pytest.main(argv)
 
 
 @dataclass
