@@ -186,8 +186,8 @@ def test_linear_backward_matches_autograd(impl):
         actual = impl.linear_backward(x, W, b, grad_out)
     assert isinstance(actual, tuple) and len(actual) == 3, "return the tuple (grad_x, grad_W, grad_b)"
     hints = {
-        "grad_x": "grad_out @ W, shaped like x",
-        "grad_W": "shaped like W [d_out, d_in]: grad_out.T @ x, not x.T @ grad_out",
+        "grad_x": "grad_out @ W, shaped like x: the upstream gradient times the local derivative W, not W alone",
+        "grad_W": "grad_out.T @ x, shaped like W [d_out, d_in]: summed over the batch, not averaged",
         "grad_b": "the bias is added to every row: sum grad_out over the batch",
     }
     for (name, hint), got, want in zip(hints.items(), actual, expected, strict=True):
@@ -227,6 +227,18 @@ def test_tanh_backward_matches_autograd(impl):
 
 
 @pytest.mark.kata("softmax_cross_entropy_backward")
+def test_softmax_cross_entropy_backward_rows_sum_to_zero(impl):
+    logits, targets = torch.randn(4, 7, dtype=F64), torch.tensor([0, 6, 3, 3])
+    row_sums = impl.softmax_cross_entropy_backward(logits, targets).sum(dim=-1)
+    assert_close(
+        row_sums,
+        torch.zeros(4, dtype=F64),
+        what="the sum of each row of the gradient",
+        hint="softmax along the classes axis (dim=-1), not the batch axis: softmax and the one-hot both sum to 1",
+    )
+
+
+@pytest.mark.kata("softmax_cross_entropy_backward")
 @pytest.mark.parametrize("scale", [1.0, 1e4])  # F.cross_entropy's gradient is finite for logits of 1e4 too
 def test_softmax_cross_entropy_backward_matches_autograd(impl, scale):
     batch, classes = 5, 3
@@ -241,18 +253,6 @@ def test_softmax_cross_entropy_backward_matches_autograd(impl, scale):
         hint="(softmax(logits) - one_hot(targets)) / batch: softmax over the classes axis, and the mean "
         "over the batch divides every row by batch"
         + ("; exp(1e4) overflows: a softmax written by hand must subtract each row's max" if scale > 1 else ""),
-    )
-
-
-@pytest.mark.kata("softmax_cross_entropy_backward")
-def test_softmax_cross_entropy_backward_rows_sum_to_zero(impl):
-    logits, targets = torch.randn(4, 7, dtype=F64), torch.tensor([0, 6, 3, 3])
-    row_sums = impl.softmax_cross_entropy_backward(logits, targets).sum(dim=-1)
-    assert_close(
-        row_sums,
-        torch.zeros(4, dtype=F64),
-        what="the sum of each row of the gradient",
-        hint="softmax along the classes axis (dim=-1), not the batch axis: softmax and the one-hot both sum to 1",
     )
 
 
@@ -285,8 +285,8 @@ def test_mlp_forward_backward_matches_autograd(impl):
             got,
             want,
             what=name,
-            hint="go back through the ReLU with the mask of its input (the pre-activation), and give the "
-            "first linear layer dL/dhidden masked, not dL/dlogits",
+            hint="each linear layer's backward takes that layer's input (hidden = relu(pre-activation) for the second) "
+            "and the gradient of its output: the first layer gets dL/dhidden masked by the ReLU, not dL/dhidden",
         )
 
 
@@ -381,34 +381,9 @@ def test_value_used_twice_in_one_operation(impl, name, op):
         [a.grad],
         [expected],
         what=f"a.grad after ({name})._backward()",
-        hint="both operands are the same Value: with += its grad gets both contributions, with = only the last",
+        hint="both operands are the same Value: its grad gets both contributions, each added with +=; a tuple "
+        "assignment (self.grad, other.grad = ...) or = keeps only the last",
     )
-
-
-REVERSED_OPS = {
-    "-a": (lambda a, b: -a, "neg: multiply by -1"),
-    "2 + a": (lambda a, b: 2 + a, "radd"),
-    "a - b": (lambda a, b: a - b, "sub: a + (-b)"),
-    "a - 2": (lambda a, b: a - 2, "sub with a plain number"),
-    "2 - a": (lambda a, b: 2 - a, "rsub: other - self, not self - other"),
-    "3 * a": (lambda a, b: 3 * a, "rmul"),
-    "a / b": (lambda a, b: a / b, "truediv: a * b**-1"),
-    "a / 4": (lambda a, b: a / 4, "truediv with a plain number"),
-}
-
-
-@pytest.mark.kata("Value")
-@pytest.mark.parametrize("name", REVERSED_OPS, ids=str)
-def test_value_derived_operations(impl, name):
-    op, hint = REVERSED_OPS[name]
-    inputs = [1.5, -0.8]
-    a, b = (impl.Value(v) for v in inputs)
-    out = op(a, b)
-    assert isinstance(out, impl.Value), f"{name} should return a Value, got {type(out).__name__}"
-    expected_data, expected_grads = torch_scalar_grads(op, inputs)
-    assert_floats_close([out.data], [expected_data], what=f"({name}).data", hint=hint)
-    out.backward()
-    assert_floats_close([a.grad, b.grad], expected_grads, what=f"[a.grad, b.grad] after ({name}).backward()", hint=hint)
 
 
 @pytest.mark.kata("Value")
@@ -444,6 +419,32 @@ def test_value_backward_waits_for_every_use_of_an_intermediate(impl):
         hint="a node's _backward may run only after every node that uses it has run its own: call them in the "
         "reverse of a topological order (children before parents), each exactly once",
     )
+
+
+REVERSED_OPS = {
+    "-a": (lambda a, b: -a, "neg: self * -1; a new Value(-self.data) has no _backward, and a.grad stays 0"),
+    "2 + a": (lambda a, b: 2 + a, "radd: self + other; a new Value(self.data + other) has no _backward"),
+    "a - b": (lambda a, b: a - b, "sub: self + (-other), not other + (-self)"),
+    "a - 2": (lambda a, b: a - 2, "sub: self + (-other), not other + (-self)"),
+    "2 - a": (lambda a, b: 2 - a, "rsub: other - self, not self - other"),
+    "3 * a": (lambda a, b: 3 * a, "rmul: self * other; a new Value(self.data * other) has no _backward"),
+    "a / b": (lambda a, b: a / b, "truediv: self * other**-1, not self**-1 * other"),
+    "a / 4": (lambda a, b: a / 4, "truediv: self * other**-1, not self**-1 * other"),
+}
+
+
+@pytest.mark.kata("Value")
+@pytest.mark.parametrize("name", REVERSED_OPS, ids=str)
+def test_value_derived_operations(impl, name):
+    op, hint = REVERSED_OPS[name]
+    inputs = [1.5, -0.8]
+    a, b = (impl.Value(v) for v in inputs)
+    out = op(a, b)
+    assert isinstance(out, impl.Value), f"{name} should return a Value, got {type(out).__name__}"
+    expected_data, expected_grads = torch_scalar_grads(op, inputs)
+    assert_floats_close([out.data], [expected_data], what=f"({name}).data", hint=hint)
+    out.backward()
+    assert_floats_close([a.grad, b.grad], expected_grads, what=f"[a.grad, b.grad] after ({name}).backward()", hint=hint)
 
 
 UNARY = {
@@ -515,7 +516,7 @@ def test_value_backward_matches_torch_on_random_expressions(impl, draw):
     expression = ", ".join(
         f"v{n_leaves + k} = {name}(v{i}{'' if name in UNARY else f', v{j}'})" for k, (name, i, j) in enumerate(program)
     )
-    assert_floats_close([out.data], [expected_data], what=f"the output of {expression}", hint="a forward value")
+    assert_floats_close([out.data], [expected_data], what=f"the output of {expression}", hint="the forward value")
     assert_floats_close(
         [leaf.grad for leaf in leaves],
         expected_grads,
@@ -585,7 +586,7 @@ def test_jacobian_matches_torch(impl):
         J,
         expected,
         what="the Jacobian [m, n]",
-        hint="row i is the gradient of output i with respect to x; keep the graph with retain_graph=True",
+        hint="row i is the gradient of output i alone (y[i]), not of y.sum(), with respect to x",
     )
 
 
@@ -613,7 +614,21 @@ def test_jacobian_of_a_linear_map_is_its_matrix(impl):
         impl.jacobian(lambda z: M @ z, torch.randn(7)),
         M,
         what="the Jacobian of x -> M @ x",
-        hint="J[i, j] = d f_i / d x_j: one row per output, not per input",
+    )
+
+
+@pytest.mark.kata("jvp")
+def test_jvp_of_a_linear_map(impl):
+    M, x, v = torch.randn(7, 2, dtype=F64), torch.randn(2, dtype=F64), torch.randn(2, dtype=F64)
+    # Exact for a linear map up to rounding, 1e-16 |f| / eps ~ 1e-11; dividing by eps instead of 2 eps doubles it.
+    assert_close(
+        impl.jvp(lambda z: M @ z + 1.0, x, v, 1e-4),
+        M @ v,
+        what="J(x) @ v for f(x) = M x + 1",
+        hint="divide by the distance between the two points, 2 eps; and step along v (x + eps v), not by eps on every "
+        "coordinate",
+        atol=1e-8,
+        rtol=1e-7,
     )
 
 
@@ -659,18 +674,4 @@ def test_jvp_is_a_central_difference_with_step_eps_along_v(impl):
         hint="(f(x + eps v) - f(x - eps v)) / (2 eps), with the eps given and v as it is",
         atol=1e-9,
         rtol=0,
-    )
-
-
-@pytest.mark.kata("jvp")
-def test_jvp_of_a_linear_map(impl):
-    M, x, v = torch.randn(7, 2, dtype=F64), torch.randn(2, dtype=F64), torch.randn(2, dtype=F64)
-    # Exact for a linear map up to rounding, 1e-16 |f| / eps ~ 1e-11; dividing by eps instead of 2 eps doubles it.
-    assert_close(
-        impl.jvp(lambda z: M @ z + 1.0, x, v, 1e-4),
-        M @ v,
-        what="J(x) @ v for f(x) = M x + 1",
-        hint="divide by the distance between the two points, 2 eps; and move along v, not along each axis",
-        atol=1e-8,
-        rtol=1e-7,
     )
