@@ -262,7 +262,8 @@ def test_layer_norm_matches_hf_ln_1(impl, hf64_models, size):
         ours(x),
         hf_ln(x),
         what="LayerNorm(x)",
-        hint="unbiased variance (divide by d_model - 1)? mean not subtracted? w or b not applied?",
+        hint="unbiased variance (divide by d_model - 1)? mean not subtracted? w or b not applied? eps must come from "
+        "cfg.layer_norm_eps and be added to the variance, inside the square root",
     )
 
 
@@ -390,7 +391,6 @@ def test_layer_norm_goes_on_with_what_its_hook_points_return(impl):
         run_with_forward_hooks(ours, x, hook_scale=lambda module, args, output: 2 * output, hook_normalized=flip),
         y_of_doubled_scale.flip(-1),
         what="LayerNorm(x) with both hooks: the scale doubled, then d_model reversed",
-        hint="y is computed from what self.hook_scale returned, then passed through self.hook_normalized",
     )
     assert_close(flipped[-1], y_of_doubled_scale, what="what self.hook_normalized received after hook_scale doubled")
 
@@ -638,7 +638,8 @@ def test_next_token_loss_matches_hf_loss_with_labels(impl, hf_models):
         impl.next_token_loss(output.logits, tokens),
         output.loss,
         what="next_token_loss",
-        hint="position t predicts token t + 1: drop the last logits and the first token",
+        hint="position t predicts token t + 1: drop the last logits and the first token; then a mean (not a sum) over "
+        "batch and the pos - 1 predicted positions, of -log softmax at the next token",
     )
 
 
