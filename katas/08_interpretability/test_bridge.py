@@ -113,7 +113,6 @@ def test_to_hf_state_dict_of_our_model_runs_in_hugging_face(impl):
             hf(tokens).logits,
             ours(tokens),
             what="Hugging Face's logits with the exported weights",
-            hint="each weight in Hugging Face's layout: Conv1D weights are [in, out], as ours; see the docstring",
             **MODEL_TOLERANCE,
         )
 
@@ -154,7 +153,8 @@ def test_save_for_hugging_face_loads_back_with_from_pretrained(impl, hf_model, t
             loaded.eval()(tokens).logits,
             ours(tokens),
             what="the logits of GPT2LMHeadModel.from_pretrained(folder)",
-            hint="the config must describe the model exactly (n_inner, layer_norm_epsilon, untied embeddings)",
+            hint="the config must describe the model exactly: every field you leave out keeps GPT2Config's default, "
+            "and activation_function's, 'gelu_new', is the tanh GELU of our MLP ('gelu' is the exact one)",
             **MODEL_TOLERANCE,
         )
 
