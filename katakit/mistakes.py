@@ -25,7 +25,8 @@ Coverage: every hint of the kata tests (katakit.hints reads them) must be named 
 is covered or no longer exists is an error there too.
 
 Children are forked from a parent that has imported torch, pytest and what the test files import, so a
-mistake costs a pytest run, not an interpreter start; `--jobs` run at once (default 2).
+mistake costs a pytest run, not an interpreter start; `--jobs` run at once (the cores, up to 4). Off
+Linux (macOS: fork after torch is unsafe) or with --no-fork, each child is a fresh interpreter.
 """
 
 import argparse
@@ -39,6 +40,7 @@ import linecache
 import os
 import re
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -252,18 +254,35 @@ class _Edited(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return self.source
 
 
+def _serve(root: Path, module: Module, source: str) -> None:
+    """From now on, importing the reference module gives the edited source (tracebacks show it too)."""
+    path = module.at(root, "reference")
+    sys.meta_path.insert(0, _Edited(f"reference.{module.topic}.{module.name}", path, source))
+    linecache.cache[str(path)] = (len(source), None, source.splitlines(keepends=True), str(path))
+
+
 def _child(root: Path, module: Module, source: str, argv: list[str], log: Path) -> int:
     """In the forked child: import the edited module in place of the reference one, run pytest."""
     os.setpgid(0, 0)
     descriptor = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(descriptor, 1)
     os.dup2(descriptor, 2)
-    path = module.at(root, "reference")
-    sys.meta_path.insert(0, _Edited(f"reference.{module.topic}.{module.name}", path, source))
-    linecache.cache[str(path)] = (len(source), None, source.splitlines(keepends=True), str(path))
+    _serve(root, module, source)
     import pytest
 
     return int(pytest.main(argv))
+
+
+def child_main(argv: list[str]) -> int:
+    """A fresh interpreter's child (--no-fork): `python -m katakit.mistakes ROOT TOPIC MODULE SOURCE PYTEST_ARGS...`."""
+    root, topic, name, source_file, *pytest_argv = argv
+    os.chdir(root)
+    sys.path.insert(0, root)
+    sys.dont_write_bytecode = True
+    _serve(Path(root), Module(topic, name), Path(source_file).read_text(encoding="utf-8"))
+    import pytest
+
+    return int(pytest.main(pytest_argv))
 
 
 # Imported lazily by torch on the first autograd.grad call (the promise checker makes one): sympy, 400 modules.
@@ -339,10 +358,12 @@ def found_in(says: str, output: str) -> bool:
 
 
 class Runner:
-    """Forks one child per run (a mistake, or its -vv rerun), `jobs` at a time."""
+    """Starts one child per run (a mistake, or its -vv rerun), `jobs` at a time: forked from this
+    process (preloaded), or a fresh interpreter (`fork=False`, where fork is unsafe: macOS)."""
 
-    def __init__(self, root: Path, jobs: int, timeout: float) -> None:
-        self.root, self.jobs, self.timeout = root, jobs, timeout
+    def __init__(self, root: Path, jobs: int, timeout: float, fork: bool = True) -> None:
+        self.root, self.jobs, self.timeout, self.fork = root, jobs, timeout, fork
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
 
     def argv(self, mistake: Mistake, verbose: bool) -> list[str]:
         test_file = test_module(self.root, mistake).test_file.as_posix()
@@ -368,6 +389,8 @@ class Runner:
                 if pid not in running:
                     continue
                 index, verbose, begun, log = running.pop(pid)
+                if pid in self.processes:  # reaped here: the Popen object must not wait for it again
+                    self.processes.pop(pid).returncode = os.waitstatus_to_exitcode(status)
                 output = log.read_text(encoding="utf-8", errors="replace")
                 outcome = self._judge(mistakes[index], os.waitstatus_to_exitcode(status), output, verbose)
                 outcome.seconds = time.monotonic() - begun
@@ -387,6 +410,20 @@ class Runner:
     def _start(self, mistake: Mistake, verbose: bool, log: Path) -> int:
         module, source = edited(self.root, mistake)
         argv = self.argv(mistake, verbose)
+        if not self.fork:
+            source_file = log.with_suffix(".py")
+            source_file.write_text(source, encoding="utf-8")
+            command = [sys.executable, "-m", "katakit.mistakes", str(self.root), module.topic, module.name]
+            with open(log, "wb") as output:
+                process = subprocess.Popen(
+                    [*command, str(source_file), *argv],
+                    cwd=self.root,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            self.processes[process.pid] = process
+            return process.pid
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -409,6 +446,8 @@ class Runner:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
+                if pid in self.processes:
+                    self.processes.pop(pid).returncode = -signal.SIGKILL
                 del running[pid]
                 outcomes[index] = Outcome(
                     mistakes[index], "error", now - begun, f"timed out after {self.timeout:.0f} s"
@@ -456,6 +495,11 @@ def main(argv: list[str] | None = None) -> int:
         help="mistakes made at once (default: the cores, up to 4)",
     )
     parser.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds for one mistake's run")
+    parser.add_argument(
+        "--no-fork",
+        action="store_true",
+        help="a fresh interpreter per mistake (slower; the default where fork is unsafe, off Linux)",
+    )
     parser.add_argument("--output", action="store_true", help="print the pytest output of every mistake that fails")
     parser.add_argument("--root", type=Path, default=None, help="the repository (default: found from here)")
     options = parser.parse_args(argv)
@@ -486,11 +530,13 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(root)
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
-    preload(root, sorted({root / test_module(root, m).test_file for m in mistakes}))
-    import torch
+    fork = not options.no_fork and sys.platform.startswith("linux")
+    if fork:
+        preload(root, sorted({root / test_module(root, m).test_file for m in mistakes}))
+        import torch
 
-    torch.set_num_threads(1)
-    outcomes = Runner(root, max(1, options.jobs), options.timeout).run(mistakes, progress=True)
+        torch.set_num_threads(1)
+    outcomes = Runner(root, max(1, options.jobs), options.timeout, fork).run(mistakes, progress=True)
     failed = [outcome for outcome in outcomes if outcome.verdict != "named"]
     for outcome in failed:
         print(explain(outcome))
@@ -502,3 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         f"({len(named)} hints) in {seconds:.0f} s" + (f"; {len(uncovered)} hints not covered" if uncovered else "")
     )
     return 1 if failed or uncovered else 0
+
+
+if __name__ == "__main__":
+    sys.exit(child_main(sys.argv[1:]))

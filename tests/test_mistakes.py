@@ -168,9 +168,10 @@ def test_a_replace_that_is_not_in_the_kata_exactly_once_is_refused(toy):
         mistakes.named_hint(unknown, hints.hints_in(toy / "katas" / "09_toy" / "test_toy.py", toy))
 
 
-def test_the_gate_makes_each_mistake_and_finds_its_hint_first_or_says_why_not(toy):
+@pytest.mark.parametrize("children", [[], ["--no-fork"]], ids=["forked", "fresh-interpreters"])
+def test_the_gate_makes_each_mistake_and_finds_its_hint_first_or_says_why_not(toy, children):
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", "KATAS_"))}
-    command = [sys.executable, "-m", "katakit.maintain", "mistakes", "--root", str(toy)]
+    command = [sys.executable, "-m", "katakit.maintain", "mistakes", "--root", str(toy), *children]
     done = subprocess.run(command, cwd=toy, env=env, capture_output=True, text=True, timeout=300)
     out = done.stdout
     assert done.returncode == 1, out + done.stderr
