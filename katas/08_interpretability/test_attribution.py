@@ -304,8 +304,10 @@ def test_direct_logit_attribution_sums_to_the_logit_difference(impl, hf, ours):
         dla.sum(dim=0) + leftover(hf, correct, incorrect),
         logit_diffs(logits, correct, incorrect, POSITION),
         what=f"the sum of the attributions + the leftover (ln_final.b and b_U terms), at position {POSITION}",
-        hint="centre each component over d_model, divide by the GIVEN scale at that position, multiply by "
-        "ln_final.w, then dot with W_U[:, correct] - W_U[:, incorrect]; ln_final.b belongs to no component",
+        hint="centre each component over d_model (the LayerNorm subtracts the mean first), divide by the GIVEN "
+        "scale at that position (not one recomputed from each component), multiply by ln_final.w, then dot with "
+        "W_U[:, correct] - W_U[:, incorrect]; ln_final.b belongs to no component; correct[b] and incorrect[b] "
+        "belong to sequence b",
     )
 
 
@@ -319,9 +321,7 @@ def test_direct_logit_attribution_holds_the_scale_fixed(impl, hf, ours):
     assert_close(
         tripled,
         3 * dla,
-        what="the attributions of components three times as large",
-        hint="with the scale held fixed the attribution is linear: did you recompute a LayerNorm scale from each "
-        "component (which makes it blind to the component's size)?",
+        what="the attributions of components three times as large (the scale held fixed: linear)",
     )
 
 
@@ -335,7 +335,6 @@ def test_direct_logit_attribution_ignores_what_layer_norm_removes(impl, hf, ours
         impl.direct_logit_attribution(shifted, *args),
         impl.direct_logit_attribution(parts, *args),
         what="the attributions of components shifted by a constant along d_model",
-        hint="the LayerNorm subtracts the mean over d_model first: centre each component",
     )
 
 
@@ -355,7 +354,6 @@ def test_direct_logit_attribution_of_one_component_by_hand(impl, hf, ours):
         dla,
         expected,
         what="the attributions at position -1 (the last)",
-        hint="Python indexing at `position`; correct[b] and incorrect[b] belong to sequence b",
     )
 
 
@@ -431,7 +429,8 @@ def test_patch_residual_at_layer_0_is_changing_that_one_token(impl, hf, ours, po
         hf_logits(hf, expected_tokens),
         what=f"the logits with resid_pre of block 0 patched at position {position}",
         hint="before block 0 the residual stream at position p is embed + pos_embed of token p alone: patching it "
-        "must equal running the corrupted tokens with token p made clean. Patch only that position.",
+        "must equal running the corrupted tokens with token p made clean. Patch only that position, in the INPUT "
+        "of block `layer` (its resid_pre, not its resid_post), with the clean run's vector at the same position.",
     )
 
 
@@ -453,8 +452,6 @@ def test_patch_residual_replaces_the_input_of_that_block(impl, hf, ours, layer, 
         logits,
         hf_logits(hf, corrupted, {hf.transformer.h[layer]: patch}),
         what=f"the logits with resid_pre of block {layer} patched at position {position}",
-        hint="patch the INPUT of block `layer` (its resid_pre, not its resid_post), with the clean run's vector "
-        "at the same position",
     )
 
 
@@ -469,8 +466,6 @@ def test_patch_residual_where_only_one_token_differs_recovers_the_clean_answer(i
         logits[:, : position + 1],
         hf_logits(hf, clean)[:, : position + 1],
         what=f"the logits at positions 0..{position} after patching block {layer} at position {position}",
-        hint="the positions before it are the same in both runs, so the patched position sees only clean "
-        "activations: its logits are the clean ones",
     )
 
 
@@ -483,8 +478,6 @@ def test_patch_residual_changes_nothing_before_the_patched_position(impl, hf, ou
         logits[:, :position],
         hf_logits(hf, corrupted)[:, :position],
         what=f"the logits before position {position} after patching block 1 at position {position}",
-        hint="a position never sees later ones (causal attention): a patch can only change its own position "
-        "and those after it; patch that one position only",
     )
 
 
@@ -558,7 +551,6 @@ def test_logit_diff_recovered_is_1_for_the_clean_run_and_0_for_the_corrupted_one
             expected,
             what="the fraction recovered by a patched run equal to the "
             + ("clean run" if expected == 1 else "corrupted run"),
-            hint="subtract the corrupted run's logit difference on top and below",
         )
 
 
