@@ -495,8 +495,6 @@ def test_run_with_hooks_applies_pattern_then_z_then_attn_out_in_one_layer(impl, 
         seen["attn_out"],
         expected_activations["blocks.1.hook_attn_out"],
         what="what hook_attn_out received when the same layer's pattern and z are hooked too",
-        hint="hook_attn_out must receive the attention's output computed from the hooked pattern and z: hook "
-        "attn.hook_pattern and attn.hook_z, the modules 05's forward passes them through",
     )
     assert_close(actual, expected, what="the logits with pattern, z and attn_out of layer 1 hooked")
 
