@@ -172,6 +172,29 @@ def test_save_for_hugging_face_has_no_dropout(impl, hf_model, tmp_path):
         assert_close(loaded.train()(tokens).logits, ours(tokens), what="the exported model's logits in train mode")
 
 
+@pytest.mark.kata("save_for_hugging_face")
+def test_save_for_hugging_face_loads_strictly(impl, hf_model, tmp_path, monkeypatch):
+    ours = our_model(impl, hf_model)
+    real = impl.to_hf_state_dict
+
+    def without_lm_head(state_dict, cfg):
+        return {name: value for name, value in real(state_dict, cfg).items() if name != "lm_head.weight"}
+
+    monkeypatch.setattr(impl, "to_hf_state_dict", without_lm_head)
+    try:
+        impl.save_for_hugging_face(ours, tmp_path / "incomplete")
+    except NotImplementedError:
+        raise
+    except RuntimeError as error:  # load_state_dict(strict=True): "Missing key(s) in state_dict: lm_head.weight"
+        assert "lm_head.weight" in str(error), f"expected an error naming the missing lm_head.weight, got: {error}"
+        return
+    pytest.fail(
+        "with a to_hf_state_dict that leaves out lm_head.weight, save_for_hugging_face saved a model anyway, whose "
+        "lm_head keeps GPT2LMHeadModel's random initialisation: load the state dict with strict=True, so that a "
+        "missing or unexpected key is an error rather than a silently broken export"
+    )
+
+
 # --- compare_with_transformer_lens ------------------------------------------------------------------
 
 
