@@ -30,6 +30,12 @@ DEFAULT_TOLERANCES = {
 }
 
 
+DTYPE_MISTAKE = (
+    "Likely mistake: a tensor made without the input's dtype (torch.zeros(n) and torch.tensor(0.5) are float32: "
+    "pass dtype=x.dtype, or use torch.zeros_like(x)), or a .float()/.double()/.to(...) on the way."
+)
+
+
 def assert_close(
     actual: object,
     expected: Tensor,
@@ -53,8 +59,8 @@ def assert_close(
         raise AssertionError(
             f"{what} has shape {list(actual.shape)}, expected {list(expected.shape)}.{advice or ' Check the axes.'}"
         )
-    if check_dtype and actual.dtype != expected.dtype:
-        raise AssertionError(f"{what} has dtype {actual.dtype}, expected {expected.dtype}.{advice}")
+    if check_dtype and actual.dtype != expected.dtype:  # `hint` names a mistake in the values, not this one
+        raise AssertionError(f"{what} has dtype {actual.dtype}, expected {expected.dtype}.\n{DTYPE_MISTAKE}")
     actual, expected = actual.detach().cpu(), expected.detach().cpu()
     if actual.dtype != expected.dtype:
         common = torch.promote_types(actual.dtype, expected.dtype)

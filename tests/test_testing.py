@@ -33,6 +33,12 @@ def test_dtype_is_checked_unless_asked_not_to():
     assert_close(torch.zeros(2), torch.zeros(2, dtype=torch.float64), what="x", check_dtype=False)
 
 
+def test_a_dtype_mismatch_names_the_dtype_mistake_not_the_value_hint():
+    with pytest.raises(AssertionError) as info:
+        assert_close(torch.zeros(2), torch.zeros(2, dtype=torch.float64), what="x", hint="the wrong axis?")
+    assert "the wrong axis" not in str(info.value) and "dtype=x.dtype" in str(info.value)
+
+
 def test_tolerances_follow_torch_testing():
     assert_close(torch.tensor([1.0]), torch.tensor([1.05]), what="x", atol=0.1, rtol=0)
     with pytest.raises(AssertionError):
