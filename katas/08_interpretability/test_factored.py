@@ -111,7 +111,8 @@ def test_factored_eigenvalues_are_the_nonzero_eigenvalues_of_the_product(impl, n
         matched(actual, expected),
         expected,
         what=f"the nonzero eigenvalues of the {n} x {n} product A B",
-        hint="eig(AB) and eig(BA) share their nonzero eigenvalues: take those of the small r x r product B A",
+        hint="eig(AB) and eig(BA) share their nonzero eigenvalues: take those of the small r x r product B A, with "
+        "torch.linalg.eigvals (B A is not symmetric: eigvalsh or the singular values lose their signs and phases)",
     )
 
 
@@ -139,8 +140,6 @@ def test_factored_eigenvalues_of_a_product_with_chosen_eigenvalues(impl):
         matched(actual, expected),
         expected,
         what="the eigenvalues of a product built with eigenvalues 2.5, -1.5, 1.2 e^(+-2i), 0.7 e^(+-0.6i)",
-        hint="B A is not symmetric: its eigenvalues are complex, and torch.linalg.eigvalsh (symmetric only) or the "
-        "singular values lose their signs and phases",
     )
 
 
@@ -152,8 +151,7 @@ def test_factored_eigenvalues_do_not_depend_on_the_side(impl):
     assert_close(
         matched(transposed, actual),
         actual,
-        what="the eigenvalues of (A B)^T, from its factors B^T and A^T",
-        hint="a matrix and its transpose have the same eigenvalues",
+        what="the eigenvalues of (A B)^T, from its factors B^T and A^T (a matrix and its transpose have the same)",
     )
 
 
@@ -167,7 +165,7 @@ def test_factored_eigenvalues_at_gpt2_scale_from_the_factors_alone(impl):
     why = "the n x n product A B is never needed, nor anything else of its size"
     eigenvalues = at_scale(impl.factored_eigenvalues, (randn(7, 3), randn(3, 7)), (A, B), why)
     assert eigenvalues.shape == (D_HEAD,), f"expected {D_HEAD} eigenvalues, got shape {list(eigenvalues.shape)}"
-    assert_close(eigenvalues.sum().real, trace, what="the sum of the eigenvalues", hint="it should be trace(A B)")
+    assert_close(eigenvalues.sum().real, trace, what="the sum of the eigenvalues, trace(A B)")
     assert_close(
         eigenvalues.sum().imag,
         torch.zeros((), dtype=torch.float64),
@@ -177,8 +175,7 @@ def test_factored_eigenvalues_at_gpt2_scale_from_the_factors_alone(impl):
     assert_close(
         (eigenvalues**2).sum().real,
         trace_of_square,
-        what="the sum of the squared eigenvalues",
-        hint="it should be trace((A B)^2): the eigenvalues of the r x r product B A",
+        what="the sum of the squared eigenvalues, trace((A B)^2)",
     )
 
 
@@ -199,7 +196,8 @@ def check_svd(A, B, U, S, Vh, r: int) -> None:
         U @ (S[:, None] * (Vh @ probes)),
         A @ (B @ probes),
         what="U diag(S) Vh applied to random vectors, against A (B x)",
-        hint="A B = Q_A (R_A R_B^T) Q_B^T: the SVD of the r x r core, then Q_A on the left and Q_B^T on the right",
+        hint="A B = Q_A (R_A R_B^T) Q_B^T: the SVD of the r x r core R_A R_B^T (not R_B^T R_A, nor B A: their singular "
+        "values are not those of A B), then Q_A on the left and Q_B^T on the right",
         atol=1e-9,
     )
 
@@ -214,7 +212,6 @@ def test_factored_svd_is_the_svd_of_the_product(impl, m, r, n):
         S,
         torch.linalg.svdvals(A @ B)[:r],
         what=f"the singular values of the {m} x {n} product A B",
-        hint="the singular values of B A are not those of A B: go through the QR of A and of B^T",
     )
     dense_U, _, dense_Vh = torch.linalg.svd(A @ B, full_matrices=False)
     signs = (dense_U[:, :r] * U).sum(0).sign()  # singular vectors are defined up to a sign each
@@ -233,8 +230,7 @@ def test_factored_svd_at_gpt2_scale_from_the_factors_alone(impl):
     assert_close(
         (S**2).sum(),
         squared_norm,
-        what="the sum of the squared singular values",
-        hint="it should be the squared Frobenius norm of A B",
+        what="the sum of the squared singular values, the squared Frobenius norm of A B",
     )
 
 
@@ -282,7 +278,6 @@ def test_factored_copying_score_of_a_copying_and_a_suppressing_head(impl):
             actual,
             torch.tensor(sign, dtype=torch.float64),
             what=f"the copying score of a head whose full OV circuit is {2 * sign:+g} times a projection",
-            hint="real parts over moduli: a head that copies scores 1, one that suppresses -1",
         )
 
 
@@ -298,7 +293,6 @@ def test_factored_copying_score_runs_at_gpt2_scale(impl):
         actual.double(),
         expected,
         what="the copying score of a GPT-2-sized full OV circuit",
-        hint="the r x r product of the two thin factors has the circuit's nonzero eigenvalues",
         atol=1e-4,
         rtol=1e-4,
     )

@@ -112,6 +112,34 @@ def attention_only_hook_names(n_layers: int) -> set[str]:
 
 
 @pytest.mark.kata("AttnOnlyTransformer")
+def test_run_with_hooks_changes_an_attention_only_model(impl, small_model):
+    model = small_model(2)
+    tokens = torch.randint(0, model.cfg.d_vocab, (BATCH, 11))
+
+    def zero_head_2(z: torch.Tensor) -> torch.Tensor:
+        return torch.cat([z[:, :, :2], torch.zeros_like(z[:, :, 2:3]), z[:, :, 3:]], dim=2)
+
+    assert_close(
+        impl.activations.run_with_hooks(model, tokens, {"blocks.1.attn.hook_z": zero_head_2}),
+        forward_oracle(model, tokens, silenced=(1, 2))[0],
+        what="the logits with head 2 of layer 1 zeroed through blocks.1.attn.hook_z",
+    )
+    with torch.no_grad():
+        zero_stream = torch.zeros(BATCH, 11, model.cfg.d_model, dtype=torch.float64)
+        after_zero_stream = attention_oracle(model.blocks[1].attn, zero_stream)[0]
+        expected = after_zero_stream @ model.unembed.W_U + model.unembed.b_U
+    assert_close(
+        impl.activations.run_with_hooks(model, tokens, {"blocks.0.hook_resid_post": torch.zeros_like}),
+        expected,
+        what="the logits with the residual stream after block 0 replaced by zeros (blocks.0.hook_resid_post)",
+        hint="a block's output is hook_resid_post: AttnOnlyTransformer.forward must call each block as a module "
+        "(block(residual)) for a hook on it to run",
+    )
+    with pytest.raises((KeyError, ValueError)):
+        impl.activations.run_with_hooks(model, tokens, {"blocks.0.hook_mlp_out": torch.zeros_like})
+
+
+@pytest.mark.kata("AttnOnlyTransformer")
 def test_run_with_cache_reads_an_attention_only_model(impl, small_model):
     model = small_model(2)
     tokens = torch.randint(0, model.cfg.d_vocab, (BATCH, 11))
@@ -138,34 +166,6 @@ def test_run_with_cache_reads_an_attention_only_model(impl, small_model):
             ]:
                 assert_close(actual, value, what=f"blocks.{layer}.{name} of an attention-only model")
             residual = residual + out
-
-
-@pytest.mark.kata("AttnOnlyTransformer")
-def test_run_with_hooks_changes_an_attention_only_model(impl, small_model):
-    model = small_model(2)
-    tokens = torch.randint(0, model.cfg.d_vocab, (BATCH, 11))
-
-    def zero_head_2(z: torch.Tensor) -> torch.Tensor:
-        return torch.cat([z[:, :, :2], torch.zeros_like(z[:, :, 2:3]), z[:, :, 3:]], dim=2)
-
-    assert_close(
-        impl.activations.run_with_hooks(model, tokens, {"blocks.1.attn.hook_z": zero_head_2}),
-        forward_oracle(model, tokens, silenced=(1, 2))[0],
-        what="the logits with head 2 of layer 1 zeroed through blocks.1.attn.hook_z",
-    )
-    with torch.no_grad():
-        zero_stream = torch.zeros(BATCH, 11, model.cfg.d_model, dtype=torch.float64)
-        after_zero_stream = attention_oracle(model.blocks[1].attn, zero_stream)[0]
-        expected = after_zero_stream @ model.unembed.W_U + model.unembed.b_U
-    assert_close(
-        impl.activations.run_with_hooks(model, tokens, {"blocks.0.hook_resid_post": torch.zeros_like}),
-        expected,
-        what="the logits with the residual stream after block 0 replaced by zeros (blocks.0.hook_resid_post)",
-        hint="a block's output is hook_resid_post: AttnOnlyTransformer.forward must call each block as a module "
-        "(block(residual)) for a hook on it to run",
-    )
-    with pytest.raises((KeyError, ValueError)):
-        impl.activations.run_with_hooks(model, tokens, {"blocks.0.hook_mlp_out": torch.zeros_like})
 
 
 # --- attention_patterns -----------------------------------------------------------------------------
@@ -312,8 +312,8 @@ def test_repeated_half_loss_ablates_the_head_it_is_given(impl, small_model, repe
             impl.repeated_half_loss(model, tokens, SEQ_LEN, ablate=(layer, head)),
             repeated_half_oracle(model, tokens, SEQ_LEN, silenced=(layer, head)),
             what=f"the repeated-half loss with head {head} of layer {layer} zero-ablated",
-            hint="ablate=(layer, head): in a copy of the model, zero W_O[head] of blocks[layer].attn (the head's z "
-            "contributes nothing; b_O stays)",
+            hint="ablate=(layer, head): a hook on blocks.{layer}.attn.hook_z that returns z with z[:, :, head] zeroed "
+            "(z is [batch, pos, n_heads, d_head]; the head contributes nothing, b_O stays)",
         )
     for name, value in before.items():
         assert torch.equal(dict(model.named_parameters())[name].detach(), value), (
