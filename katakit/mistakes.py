@@ -254,9 +254,34 @@ class _Edited(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return self.source
 
 
+def _forget(name: str) -> None:
+    """Drop module `name` from sys.modules (the parent imported it setting up the slow tests' fixtures), and
+    every kata module that holds it or holds one of those, so that they import the edited one afresh; the
+    others (and what they cache: 08's trained capstone) stay."""
+    stale = {name}
+    while True:
+        held = {
+            other
+            for other, loaded in list(sys.modules.items())
+            if other.startswith(("reference.", "katas."))
+            and other not in stale
+            and any(
+                getattr(value, "__name__", None) in stale
+                for value in vars(loaded).values()
+                if isinstance(value, ModuleType)
+            )
+        }
+        if not held:
+            break
+        stale |= held
+    for each in stale:
+        sys.modules.pop(each, None)
+
+
 def _serve(root: Path, module: Module, source: str) -> None:
     """From now on, importing the reference module gives the edited source (tracebacks show it too)."""
     path = module.at(root, "reference")
+    _forget(f"reference.{module.topic}.{module.name}")
     sys.meta_path.insert(0, _Edited(f"reference.{module.topic}.{module.name}", path, source))
     linecache.cache[str(path)] = (len(source), None, source.splitlines(keepends=True), str(path))
 
@@ -293,7 +318,8 @@ def preload(root: Path, test_files: list[Path]) -> None:
     """Import, once in the parent, what each child would import: what the test files import (a `from x
     import y` down to y, which imports a lazy package's submodule), torch's lazy imports, and, through a
     `pytest --collect-only` of the test files, pytest's plugins, conftest.py and the test modules, which
-    pytest rewrites for its assertions (imported here by pytest itself, they are not imported again)."""
+    pytest rewrites for its assertions (imported here by pytest itself, they are not imported again); and
+    the fixtures of the slow tests, set up once (`pytest --setup-only -m slow`)."""
     sys.dont_write_bytecode = True
     for name in ("torch", "pytest", *LAZY):
         importlib.import_module(name)
@@ -317,9 +343,13 @@ def preload(root: Path, test_files: list[Path]) -> None:
                     continue
     import pytest
 
-    argv = [*(str(path) for path in test_files), "--impl=reference", "--collect-only", "-q", "-p", "no:cacheprovider"]
+    files = [str(path) for path in test_files]
     with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-        pytest.main(argv)
+        pytest.main([*files, "--impl=reference", "--collect-only", "-q", "-p", "no:cacheprovider"])
+        # The slow tests' fixtures, set up once here: what they cache in the reference modules (08's capstone
+        # model, trained by induction.trained_induction_model) every child inherits, unless its mistake is in
+        # the module that caches it (then it imports its own copy, and trains again).
+        pytest.main([*files, "--impl=reference", "--setup-only", "-m", "slow", "-q", "-p", "no:cacheprovider"])
 
 
 @dataclass
