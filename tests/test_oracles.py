@@ -94,9 +94,9 @@ def test_08_circuits_heads_break_every_symmetry():
 
 
 def test_08_induction_small_model_breaks_every_symmetry(request):
-    tests = kata_tests("08_interpretability", "induction")
-    model = learner_model(lambda: tests.small_model(implementation(request, "08_interpretability", "induction")))
-    assert_no_symmetries(model, what="test_induction's small_model")
+    shared = importlib.import_module("katas.08_interpretability.conftest")  # the fixtures of 08's tests
+    model = learner_model(lambda: shared.build_small_model(implementation(request, "08_interpretability", "induction")))
+    assert_no_symmetries(model, what="08's small_model (katas/08_interpretability/conftest.py)")
 
 
 def test_07s_test_doubles_break_every_symmetry():

@@ -4,6 +4,7 @@ every bias is nonzero, repeated random tokens, and the capstone model your train
 A fixture named in a test's arguments is found here by pytest; the test files hold no copy of them.
 """
 
+import functools
 import os
 from collections.abc import Callable, Iterator
 from types import ModuleType
@@ -25,21 +26,22 @@ def induction(impl) -> ModuleType:
     return getattr(impl, "induction", impl)
 
 
+def build_small_model(induction: ModuleType, n_layers: int = 2, **changes) -> nn.Module:
+    """An AttnOnlyTransformer of induction.py in float64 with SMALL_SIZES (changed by `changes`), every bias
+    drawn nonzero, so that a forgotten one shows (tests/test_oracles.py checks it breaks every symmetry)."""
+    cfg = induction.transformer.Config(**SMALL_SIZES | changes, n_layers=n_layers)
+    model = induction.AttnOnlyTransformer(cfg).double()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.split(".")[-1].startswith("b_"):
+                param.copy_(0.3 * torch.randn_like(param))
+    return model
+
+
 @pytest.fixture
 def small_model(induction) -> Callable[..., nn.Module]:
-    """small_model(n_layers=2, **changes): an AttnOnlyTransformer in float64 with SMALL_SIZES (changed by
-    `changes`), every bias drawn nonzero, so that a forgotten one shows."""
-
-    def build(n_layers: int = 2, **changes) -> nn.Module:
-        cfg = induction.transformer.Config(**SMALL_SIZES | changes, n_layers=n_layers)
-        model = induction.AttnOnlyTransformer(cfg).double()
-        with torch.no_grad():
-            for name, param in model.named_parameters():
-                if name.split(".")[-1].startswith("b_"):
-                    param.copy_(0.3 * torch.randn_like(param))
-        return model
-
-    return build
+    """small_model(n_layers=2, **changes): build_small_model of the induction.py under test."""
+    return functools.partial(build_small_model, induction)
 
 
 @pytest.fixture
