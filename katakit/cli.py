@@ -21,6 +21,7 @@ Results are kept in .katas/results.json and re-used while nothing they depend on
 """
 
 import argparse
+import collections
 import itertools
 import os
 import subprocess
@@ -203,15 +204,36 @@ def _statuses(
     stale = [topic for topic in chosen if topic not in fresh]
     run = None
     records = [record for topic in chosen for record in fresh.get(topic, [])]
-    if stale:
-        print(f"katas: running the tests of {', '.join(stale)}...", file=sys.stderr, flush=True)
-        run = runner.run_changed(root, stale, implementation)
-        cache.store(root, implementation, {topic: fingerprints[topic] for topic in stale}, run.records)
-        records += run.records
+    # The topics that changed on their own first, and their verdict, before those built on them re-run
+    # (an edit in 05 re-runs 06 to 08, the trainings included): as `katas watch` does.
+    first = [topic for topic in stale if not set(catalog.needed_by(root, topic)) & set(stale)]
+    for batch in (first, [topic for topic in stale if topic not in first]):
+        if not batch:
+            continue
+        doing = "running the tests of" if batch is first else "re-checking"
+        print(f"katas: {doing} {', '.join(batch)}...", file=sys.stderr, flush=True)
+        part = runner.run_changed(root, batch, implementation)
+        cache.store(root, implementation, {topic: fingerprints[topic] for topic in batch}, part.records)
+        records += part.records
+        run = (
+            part
+            if run is None
+            else runner.Run(run.records + part.records, run.seconds + part.seconds, run.topics + part.topics)
+        )
+        if batch is first and len(first) < len(stale):
+            print(f"katas: {_verdict(found, part)}", file=sys.stderr, flush=True)
     everything = catalog.read(root, chosen + earlier, implementation) if context else found
     statuses = classify(everything, records + context, workspace.skipped(root))
     statuses = [status for status in statuses if status.kata.topic in chosen]
     return statuses, run, unmatched_errors(found, records)
+
+
+def _verdict(found: Catalog, run: runner.Run) -> str:
+    """One line on the katas of the topics `run` ran: `05_attention: 11 done, 1 failed (0.9 s)`."""
+    statuses = [status for status in classify(found, run.records, []) if status.kata.topic in run.topics]
+    counts = collections.Counter(str(status.state) for status in statuses)
+    told = ", ".join(f"{number} {state}" for state, number in counts.items())
+    return f"{', '.join(dict.fromkeys(run.topics))}: {told} ({run.seconds:.1f} s)"
 
 
 def _needed(root: Path, topics: list[str]) -> set[str]:

@@ -11,6 +11,7 @@ module or a test, so each child imports the learner's files afresh. fork is Linu
 
 import ast
 import contextlib
+import gc
 import importlib
 import os
 import signal
@@ -57,6 +58,8 @@ def pytest_arguments(
         "--no-header",
         "-p",
         "no:cacheprovider",
+        "-p",
+        "no:logging",  # no kata test reads the log records
         "--continue-on-collection-errors",
         "-p",
         "katakit.report",
@@ -129,6 +132,8 @@ def run_changed(root: Path, topics: list[str], implementation: str = "katas", fo
 
 
 def _run_kept(root: Path, topics: list[str], implementation: str, forked: bool) -> Run:
+    if not topics:
+        return Run([], 0.0, [])
     kept = cache.reusable(root, topics, implementation)
     run = run_tests(root, topics, implementation, forked=forked, deselect=tuple(kept))
     run.records += kept.values()
@@ -195,6 +200,9 @@ class Child:
         sys.stdout.flush()
         sys.stderr.flush()
         self.returncode: int | None = None
+        # What the parent imported stays out of the child's garbage collections (pytest runs two at its end,
+        # which would walk all of torch's objects again).
+        gc.freeze()
         self.pid = os.fork()
         if self.pid == 0:
             self._run(root, arguments, env, log)  # never returns
@@ -211,7 +219,9 @@ class Child:
             os.environ.update(env)
             sys.path.insert(0, str(root))
             if "torch" in sys.modules:  # the parent imported torch: its thread count is set there, not by env
-                sys.modules["torch"].set_num_threads(os.cpu_count() or 1)
+                # One thread: the kata tests' tensors are small, and two threads wait for each other (the
+                # capstone trains on one for the same reason).
+                sys.modules["torch"].set_num_threads(1)
             import pytest
 
             code = int(pytest.main(arguments))

@@ -14,7 +14,7 @@ the drawing that shows the saved topic's verdict and save -> the drawing after w
 re-checked.
 
 The command line does the same in a checkout given (of any revision: it reads only
-curriculum.toml and the watch's header lines), in place, so that two revisions can be compared.
+curriculum.toml and the watch's header lines), on a copy of it, so that two revisions can be compared.
 """
 
 import argparse
@@ -24,6 +24,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -71,7 +72,7 @@ def learner_env(root: Path) -> dict[str, str]:
     """The environment of a learner working in `root`: its katakit, no colours, and bytecode
     written (pytest's rewritten test files are kept between runs as on a learner's machine)."""
     env = {**os.environ, "PYTHONPATH": str(root), "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
-    for name in ("KATAS_ROOT", "KATAS_IMPL", "PYTHONDONTWRITEBYTECODE"):
+    for name in ("KATAS_IMPL", "PYTHONDONTWRITEBYTECODE"):
         env.pop(name, None)
     return env
 
@@ -230,12 +231,16 @@ def test_save_to_verdict_after_an_edit(tmp_path: Path, scenario: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkout", type=Path, help="a checkout to solve and time in place (a throwaway clone)")
+    parser.add_argument("checkout", type=Path, help="a checkout to time (copied first: its own files stay as they are)")
     parser.add_argument("--solved", default=None, help="the topic numbers to solve, e.g. 01,02,03,04,05 (default: all)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--python", default=sys.executable, help="the interpreter with the project's packages")
     options = parser.parse_args()
-    root = options.checkout.resolve()
+    scratch = Path(tempfile.mkdtemp(prefix="benchmark-watch-"))
+    root = scratch / "repo"  # solving overwrites katas/: never a learner's or maintainer's own checkout
+    shutil.copytree(
+        options.checkout.resolve(), root, ignore=shutil.ignore_patterns(".git", ".venv", ".katas", "__pycache__")
+    )
     solve(root, tuple(options.solved.split(",")) if options.solved else None)
     first, line = time_katas(root, options.python)
     print(f"first `katas` (fills the cache) {first:.1f} s  [{line}]", flush=True)
