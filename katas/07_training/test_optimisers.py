@@ -269,12 +269,12 @@ def test_adam_with_its_defaults_matches_torch(impl):
     run_side_by_side(ours, theirs, params, theirs_params, name="Adam()", hint=ADAM_HINT, lrs=None)
 
 
-@pytest.mark.kata("Adam")
-def test_two_adams_count_their_own_steps(impl):
+def check_two_stepping_in_turn(ours_class: type, torch_name: str) -> None:
+    """Two optimisers of one class, stepping in turn, each match torch's: neither counts the other's steps."""
     first, second = make_params(), make_params()
     first_theirs, second_theirs = copies(first), copies(second)
-    ours = [impl.Adam(first, lr=0.1), impl.Adam(second, lr=0.1)]
-    theirs = [torch_optimiser("Adam", first_theirs, lr=0.1), torch_optimiser("Adam", second_theirs, lr=0.1)]
+    ours = [ours_class(first, lr=0.1), ours_class(second, lr=0.1)]
+    theirs = [torch_optimiser(torch_name, first_theirs, lr=0.1), torch_optimiser(torch_name, second_theirs, lr=0.1)]
     grads = [make_grads(first), make_grads(second)]
     for step in range(N_STEPS):
         for k, (mine, yours) in enumerate([(first, first_theirs), (second, second_theirs)]):
@@ -287,10 +287,15 @@ def test_two_adams_count_their_own_steps(impl):
                 assert_close(
                     p,
                     q,
-                    what=f"parameter {i} of optimiser {k} after step {step + 1}, two Adams stepping in turn",
+                    what=f"parameter {i} of optimiser {k} after step {step + 1}, two {torch_name}s stepping in turn",
                     hint=COUNTER_HINT,
                     **TIGHT,
                 )
+
+
+@pytest.mark.kata("Adam")
+def test_two_adams_count_their_own_steps(impl):
+    check_two_stepping_in_turn(impl.Adam, "Adam")
 
 
 @pytest.mark.kata("Adam")
@@ -417,25 +422,7 @@ def test_adamw_with_its_defaults_matches_torch(impl):
 
 @pytest.mark.kata("AdamW")
 def test_two_adamws_count_their_own_steps(impl):
-    first, second = make_params(), make_params()
-    first_theirs, second_theirs = copies(first), copies(second)
-    ours = [impl.AdamW(first, lr=0.1), impl.AdamW(second, lr=0.1)]
-    theirs = [torch_optimiser("AdamW", first_theirs, lr=0.1), torch_optimiser("AdamW", second_theirs, lr=0.1)]
-    grads = [make_grads(first), make_grads(second)]
-    for step in range(N_STEPS):
-        for k, (mine, yours) in enumerate([(first, first_theirs), (second, second_theirs)]):
-            for p, q, g in zip(mine, yours, grads[k][step], strict=True):
-                p.grad, q.grad = g.clone(), g.clone()
-            ours[k].step()
-            theirs[k].step()
-            for i, (p, q) in enumerate(zip(mine, yours, strict=True)):
-                assert_close(
-                    p,
-                    q,
-                    what=f"parameter {i} of optimiser {k} after step {step + 1}, two AdamWs stepping in turn",
-                    hint=COUNTER_HINT,
-                    **TIGHT,
-                )
+    check_two_stepping_in_turn(impl.AdamW, "AdamW")
 
 
 @pytest.mark.kata("AdamW")
