@@ -21,7 +21,6 @@ Results are kept in .katas/results.json and re-used while nothing they depend on
 """
 
 import argparse
-import collections
 import itertools
 import os
 import subprocess
@@ -231,8 +230,7 @@ def _statuses(
 def _verdict(found: Catalog, run: runner.Run) -> str:
     """One line on the katas of the topics `run` ran: `05_attention: 11 done, 1 failed (0.9 s)`."""
     statuses = [status for status in classify(found, run.records, []) if status.kata.topic in run.topics]
-    counts = collections.Counter(str(status.state) for status in statuses)
-    told = ", ".join(f"{number} {state}" for state, number in counts.items())
+    told = ", ".join(f"{number} {state}" for state, number in counts(statuses).items() if number)
     return f"{', '.join(dict.fromkeys(run.topics))}: {told} ({run.seconds:.1f} s)"
 
 

@@ -32,6 +32,7 @@ Linux (macOS: fork after torch is unsafe) or with --no-fork, each child is a fre
 import argparse
 import ast
 import contextlib
+import functools
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -50,7 +51,7 @@ from pathlib import Path
 from types import ModuleType
 
 from katakit import catalog, hints, runner
-from katakit.branches import bodies
+from katakit.branches import Body, bodies
 from katakit.model import Module
 from katakit.repo import find_root
 
@@ -114,14 +115,21 @@ def read_declarations(root: Path, topics: Sequence[str] | None = None) -> list[M
     return found
 
 
+@functools.cache
+def _reference(path: Path) -> tuple[str, tuple[Body, ...]]:
+    """A reference module's source and its kata bodies, read and parsed once per run (every mistake asks)."""
+    source = path.read_text(encoding="utf-8")
+    return source, tuple(bodies(source))
+
+
 def module_of(root: Path, topic: str, kata: str) -> str:
     """The module of the topic that defines the kata (a function, class or Class.method)."""
     for entry in catalog.curriculum(root):
         if entry.folder != topic:
             continue
         for module in entry.modules:
-            source = Module(topic, module).at(root, "reference").read_text(encoding="utf-8")
-            if any(body.kata == kata or body.kata.startswith(kata.split(".")[0] + ".") for body in bodies(source)):
+            _, found = _reference(Module(topic, module).at(root, "reference"))
+            if any(body.kata == kata or body.kata.startswith(kata.split(".")[0] + ".") for body in found):
                 return module
         raise Invalid(f"{topic} has no kata {kata!r}")
     raise Invalid(f"no topic {topic!r} in curriculum.toml")
@@ -130,11 +138,11 @@ def module_of(root: Path, topic: str, kata: str) -> str:
 def edited(root: Path, mistake: Mistake) -> tuple[Module, str]:
     """The reference module of the mistake's kata and its source with the mistake made."""
     module = Module(mistake.topic, module_of(root, mistake.topic, mistake.kata))
-    source = module.at(root, "reference").read_text(encoding="utf-8")
+    source, found = _reference(module.at(root, "reference"))
     starts = [0]
     for line in source.splitlines(keepends=True):
         starts.append(starts[-1] + len(line))
-    wanted = [b for b in bodies(source) if b.kata == mistake.kata or b.kata.startswith(mistake.kata + ".")]
+    wanted = [b for b in found if b.kata == mistake.kata or b.kata.startswith(mistake.kata + ".")]
     spans = [(starts[b.first - 1], starts[b.last]) for b in wanted]
     places = [
         start + found.start()
@@ -324,23 +332,15 @@ def preload(root: Path, test_files: list[Path]) -> None:
     for name in ("torch", "pytest", *LAZY):
         importlib.import_module(name)
     for path in test_files:
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names: list[tuple[str, str | None]]
-            if isinstance(node, ast.Import):
-                names = [(alias.name, None) for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                names = [(node.module, alias.name) for alias in node.names]
-            else:
+        for module, names in runner.imports(path):
+            if module.split(".")[0] in ("katas", "reference"):
                 continue
-            for module, attribute in names:
-                if module.split(".")[0] in ("katas", "reference"):
-                    continue
-                try:
-                    imported = importlib.import_module(module)
-                    if attribute is not None:
-                        getattr(imported, attribute, None)
-                except Exception:  # noqa: BLE001, S112 - a preload is only a speed-up: the child imports it again
-                    continue
+            try:
+                imported = importlib.import_module(module)
+                for name in names:
+                    getattr(imported, name, None)
+            except Exception:  # noqa: BLE001, S112 - a preload is only a speed-up: the child imports it again
+                continue
     import pytest
 
     files = [str(path) for path in test_files]
@@ -560,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(root)
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
-    fork = not options.no_fork and sys.platform.startswith("linux")
+    fork = not options.no_fork and runner.can_fork()
     if fork:
         preload(root, sorted({root / test_module(root, m).test_file for m in mistakes}))
         import torch

@@ -170,7 +170,7 @@ def preload(root: Path, topics: list[Topic]) -> None:
             importlib.import_module(name)
     for topic in topics:
         for test_file in sorted((root / "katas" / topic.folder).glob("test_*.py")):
-            for module, names in _imports(test_file):
+            for module, names in imports(test_file):
                 if module.split(".")[0] in topic.preload:
                     with contextlib.suppress(Exception):
                         imported = importlib.import_module(module)
@@ -178,14 +178,14 @@ def preload(root: Path, topics: list[Topic]) -> None:
                             getattr(imported, name)  # a lazy package (transformers) imports it here
 
 
-def _imports(path: Path) -> list[tuple[str, list[str]]]:
-    """The absolute imports at the top level of a file: (module, the names taken from it)."""
+def imports(path: Path) -> list[tuple[str, list[str]]]:
+    """The absolute imports of a file, those inside its functions too: (module, the names taken from it)."""
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"))
     except (OSError, SyntaxError):
         return []
     found: list[tuple[str, list[str]]] = []
-    for node in tree.body:
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [(alias.name, []) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
