@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-LIKELY = "Likely mistake:"
+from katakit.model import LIKELY_MISTAKE
+
 _DEPTH = 12  # how many names deep a hint is followed before giving up
 
 
@@ -300,8 +301,8 @@ def hints_in(path: Path, root: Path) -> list[Hint]:
             and not isinstance(flow.parent.get(node), ast.JoinedStr)
         ):
             text = _render(node) if isinstance(node, ast.JoinedStr) else str(node.value)
-            if LIKELY in text:
-                add(text.split(LIKELY, 1)[1], node.lineno)
+            if LIKELY_MISTAKE in text:
+                add(text.split(LIKELY_MISTAKE, 1)[1], node.lineno)
     return [Hint(file, text, line) for text, line in sorted(found.items(), key=lambda item: item[1])]
 
 

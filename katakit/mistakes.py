@@ -52,7 +52,7 @@ from types import ModuleType
 
 from katakit import catalog, hints, runner
 from katakit.branches import Body, bodies
-from katakit.model import Module
+from katakit.model import LIKELY_MISTAKE, Module
 from katakit.repo import find_root
 
 if sys.version_info >= (3, 11):
@@ -369,10 +369,10 @@ def shown_hints(output: str) -> list[str]:
     current: list[str] | None = None
     for line in [*output.splitlines(), ""]:
         message = line[1:].strip() if line.startswith("E ") else None
-        if message is not None and hints.LIKELY in message:
+        if message is not None and LIKELY_MISTAKE in message:
             if current is not None:
                 found.append(" ".join(current))
-            current = [message.split(hints.LIKELY, 1)[1]]
+            current = [message.split(LIKELY_MISTAKE, 1)[1]]
         elif message is not None and current is not None:
             current.append(message)
         elif current is not None:
@@ -503,7 +503,7 @@ def explain(outcome: Outcome) -> str:
         tail = "\n".join("    " + line for line in outcome.output.strip().splitlines()[-15:])
         return f"{mistake.shown()}: the run did not finish as a test failure:\n{tail}"
     seen = outcome.output if outcome.verdict == "only -vv" else outcome.verbose or outcome.output
-    lines = [f"{hints.LIKELY} {text}" for text in dict.fromkeys(shown_hints(seen))]
+    lines = [f"{LIKELY_MISTAKE} {text}" for text in dict.fromkeys(shown_hints(seen))]
     shown = "\n".join(f"    {line}" for line in lines) or "    (no Likely mistake line)"
     if outcome.verdict == "only -vv":
         return (

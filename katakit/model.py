@@ -18,6 +18,9 @@ from typing import Any
 
 SIDES = ("katas", "reference")
 PASSED, FAILED, SKIPPED, ERROR = "passed", "failed", "skipped", "error"
+# What opens the line of a failure message that names the learner's likely mistake: katakit.testing writes
+# it; status and notebook show first a failure that has one; hints and mistakes read it.
+LIKELY_MISTAKE = "Likely mistake:"
 
 
 class State(enum.Enum):

@@ -46,6 +46,7 @@ import pytest
 
 from katakit import catalog, i18n
 from katakit import impl as implementations
+from katakit.model import LIKELY_MISTAKE
 from katakit.names import resolve_kata
 from katakit.repo import find_root, is_test_file, source_file
 from katakit.stubs import definition
@@ -69,7 +70,7 @@ class _Failure:
     @property
     def names_a_mistake(self) -> bool:
         """Whether the test's message guesses the mistake (assert_close's `hint`)."""
-        return "Likely mistake" in self.report
+        return LIKELY_MISTAKE in self.report
 
 
 class _Verdicts:

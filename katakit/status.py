@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 from katakit import blame
 from katakit.catalog import Catalog, Kata
-from katakit.model import KataRef, Module, State, TestRecord
+from katakit.model import LIKELY_MISTAKE, KataRef, Module, State, TestRecord
 
-NAMES_A_MISTAKE = ("Likely mistake", "Hint:", "hint:")
+NAMES_A_MISTAKE = (LIKELY_MISTAKE, "Hint:", "hint:")
 
 
 @dataclass

@@ -19,6 +19,8 @@ from typing import Any, NoReturn
 import torch
 from torch import Tensor
 
+from katakit.model import LIKELY_MISTAKE
+
 # (rtol, atol) per dtype, as torch.testing.assert_close; exact for integers and booleans.
 DEFAULT_TOLERANCES = {
     torch.float16: (1e-3, 1e-5),
@@ -31,7 +33,7 @@ DEFAULT_TOLERANCES = {
 
 
 DTYPE_MISTAKE = (
-    "Likely mistake: a tensor made without the input's dtype (torch.zeros(n) and torch.tensor(0.5) are float32: "
+    f"{LIKELY_MISTAKE} a tensor made without the input's dtype (torch.zeros(n) and torch.tensor(0.5) are float32: "
     "pass dtype=x.dtype, or use torch.zeros_like(x)), or a .float()/.double()/.to(...) on the way."
 )
 
@@ -52,7 +54,7 @@ def assert_close(
     `what` names the quantity ("the attention pattern"), `hint` the likely mistake ("softmax over
     the query axis instead of the key axis?").
     """
-    advice = f"\nLikely mistake: {hint}" if hint else ""
+    advice = f"\n{LIKELY_MISTAKE} {hint}" if hint else ""
     if not isinstance(actual, Tensor):
         raise AssertionError(f"{what} should be a tensor, got {type(actual).__name__}.{advice}")
     if actual.shape != expected.shape:
