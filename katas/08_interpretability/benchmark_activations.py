@@ -53,6 +53,44 @@ def test_run_with_cache_overhead_cpu(impl, benchmark, size):
 
 
 @pytest.mark.benchmark
+@pytest.mark.parametrize("size", list(CPU_SIZES))
+def test_transformer_lens_cache_overhead_cpu(benchmark, size, tmp_path):
+    """A yardstick, not your code: TransformerLens' own run_with_cache against its own forward pass, on a
+    Hugging Face GPT-2 of the same size (random weights), the same tokens and threads."""
+    pytest.importorskip("transformer_lens", reason="pip install -e '.[interp]' installs TransformerLens")
+    from transformer_lens.model_bridge import TransformerBridge
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    sizes = CPU_SIZES[size]
+    torch.manual_seed(0)
+    config = GPT2Config(
+        n_embd=sizes["d_model"],
+        n_head=sizes["n_heads"],
+        n_inner=sizes["d_mlp"],
+        n_layer=sizes["n_layers"],
+        n_positions=1024,
+        vocab_size=1000,
+    )
+    GPT2LMHeadModel(config).save_pretrained(tmp_path)
+    bridge = TransformerBridge.boot_transformers(str(tmp_path), device="cpu").eval()
+    tokens = torch.randint(0, config.vocab_size, (4, 128))
+    with torch.inference_mode():
+        cache_size = len(bridge.run_with_cache(tokens)[1])
+        times = best_times({"forward": lambda: bridge(tokens), "run_with_cache": lambda: bridge.run_with_cache(tokens)})
+        benchmark.pedantic(lambda: bridge.run_with_cache(tokens), rounds=3, iterations=1, warmup_rounds=1)
+    ratio = times["run_with_cache"] / times["forward"]
+    benchmark.extra_info.update({"size": size, "cached_tensors": cache_size, **times, "ratio": ratio})
+    what = f"TransformerLens' run_with_cache (a yardstick, not yours), {size}"
+    baseline = "its plain forward pass"
+    record(benchmark, Ratio(what, device_label("cpu"), "float32", times["run_with_cache"], baseline, times["forward"]))
+    print(
+        f"\nTransformerLens (a yardstick, not your code), {size}, cpu, batch 4 x seq 128: forward "
+        f"{times['forward'] * 1e3:.1f} ms, run_with_cache {times['run_with_cache'] * 1e3:.1f} ms "
+        f"({cache_size} tensors): {ratio:.2f} x its plain forward pass"
+    )
+
+
+@pytest.mark.benchmark
 @pytest.mark.gpu
 @pytest.mark.kata("run_with_hooks")
 def test_cache_and_patch_gpt2_small_cuda(impl, benchmark):
