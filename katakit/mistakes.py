@@ -33,6 +33,7 @@ import argparse
 import ast
 import contextlib
 import functools
+import gc
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -456,6 +457,9 @@ class Runner:
             return process.pid
         sys.stdout.flush()
         sys.stderr.flush()
+        # What the parent preloaded stays out of the child's garbage collections (pytest runs two at its end,
+        # which would walk all of torch's and transformers' objects again), as in runner.Child.
+        gc.freeze()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child; its result is its exit status
             code = 99
