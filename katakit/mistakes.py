@@ -508,12 +508,11 @@ def explain(outcome: Outcome) -> str:
         return f"{mistake.shown()}: the run did not finish as a test failure:\n{tail}"
     seen = outcome.output if outcome.verdict == "only -vv" else outcome.verbose or outcome.output
     lines = [f"{LIKELY_MISTAKE} {text}" for text in dict.fromkeys(shown_hints(seen))]
-    shown = "\n".join(f"    {line}" for line in lines) or "    (no Likely mistake line)"
+    # No Likely-mistake line at all: the end of the report (pytest's summary of the failures) says what failed.
+    lines = lines or ["(no Likely mistake line; the report ends:)", *seen.strip().splitlines()[-15:]]
+    shown = "\n".join(f"    {line}" for line in lines)
     if outcome.verdict == "only -vv":
-        return (
-            f"{mistake.shown()}: {mistake.says!r} shows only with -vv: the report shown first names another "
-            f"mistake:\n{shown}"
-        )
+        return f"{mistake.shown()}: {mistake.says!r} shows only with -vv: the report shown first says:\n{shown}"
     return f"{mistake.shown()}: the tests fail, but never say {mistake.says!r}; they say:\n{shown}"
 
 

@@ -178,9 +178,19 @@ def test_the_gate_makes_each_mistake_and_finds_its_hint_first_or_says_why_not(to
     assert "09_toy.toml:2:" not in out, out  # the wrong axis, named first: passes
     only_verbose = (
         "tests/mistakes/09_toy.toml:8: row_sums: 'keepdim=False' -> 'keepdim=True': 'a sum counts every column' "
-        "shows only with -vv: the report shown first names another mistake:\n"
+        "shows only with -vv: the report shown first says:\n"
         "    Likely mistake: summed over the wrong axis?\n"
     )
     assert only_verbose in out, out
     assert "09_toy.toml:14: row_sums: '* 1.0' -> '* 1.0000000000000002': the tests pass with this mistake" in out, out
     assert "1 of 3 mistakes brought up the hint that names them" in out, out
+
+
+def test_a_report_without_any_likely_mistake_line_is_shown_by_its_end():
+    """A run whose plain report names no mistake at all (a crash, a timeout) is shown by pytest's summary."""
+    mistake = mistakes.Mistake("09_toy", "row_sums", "dim=-1", "dim=0", "summed over the wrong axis", where="here")
+    report = "lots of output\n" * 30 + "FAILED katas/09_toy/test_toy.py::test_named - Failed: Timeout >15.0s\n"
+    shown = mistakes.explain(mistakes.Outcome(mistake, "only -vv", 1.0, output=report))
+    assert "(no Likely mistake line; the report ends:)" in shown, shown
+    assert "FAILED katas/09_toy/test_toy.py::test_named - Failed: Timeout >15.0s" in shown, shown
+    assert shown.count("lots of output") == 14, shown  # the last 15 lines, not all of them
