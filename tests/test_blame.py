@@ -92,23 +92,9 @@ def test_status_shows_waiting_katas_and_next_goes_to_the_root_cause():
 # --- the real commands on copies --------------------------------------------------------------------
 
 
-def _no_cache(folder: str, names: list[str]) -> list[str]:
-    return [name for name in names if name in ("__pycache__", ".pytest_cache", ".katas")]
-
-
-def _solved_copy(root: Path) -> Path:
+def _solved_copy(toy_repository, root: Path) -> Path:
     """Topics 05 and 06, solved: their reference files copied over the stubs."""
-    for name in ("conftest.py", "pyproject.toml"):
-        shutil.copy(REAL / name, root / name)
-    blocks = (REAL / catalog.CURRICULUM).read_text(encoding="utf-8").split("[[topic]]")
-    kept = [block for block in blocks[1:] if any(f'folder = "{topic}"' in block for topic in TOPICS)]
-    (root / catalog.CURRICULUM).write_text("".join(f"[[topic]]{block}" for block in kept), encoding="utf-8")
-    shutil.copytree(REAL / "katakit", root / "katakit", ignore=_no_cache)
-    for side in ("katas", "reference"):
-        (root / side).mkdir()
-        shutil.copy(REAL / side / "__init__.py", root / side / "__init__.py")
-        for topic in TOPICS:
-            shutil.copytree(REAL / side / topic, root / side / topic, ignore=_no_cache)
+    toy_repository(root, real=TOPICS)
     for topic in TOPICS:
         for solution in (root / "reference" / topic).glob("*.py"):
             shutil.copy(solution, root / "katas" / topic / solution.name)
@@ -146,9 +132,9 @@ def _clean_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def wrong_layer_norm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str]:
+def wrong_layer_norm(toy_repository, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str]:
     """LayerNorm with the unbiased variance, 05 and 06 otherwise solved: `katas check`."""
-    root = _solved_copy(tmp_path_factory.mktemp("layer_norm"))
+    root = _solved_copy(toy_repository, tmp_path_factory.mktemp("layer_norm"))
     _mistake(root, TRANSFORMER, "centred.pow(2).mean(dim=-1, keepdim=True)", "x.var(dim=-1, keepdim=True)")
     code, out = _katas(root, "check")
     return root, code, out
@@ -171,10 +157,10 @@ def test_one_wrong_layer_norm_is_the_only_failure_and_the_katas_using_it_wait(wr
 
 
 @pytest.fixture(scope="module")
-def softmax_on_the_wrong_axis(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+def softmax_on_the_wrong_axis(toy_repository, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     """05's stable_softmax over the wrong axis, the rest of 05 and 06 solved: plain pytest on 06 (no
     saved results), then `katas`."""
-    root = _solved_copy(tmp_path_factory.mktemp("softmax"))
+    root = _solved_copy(toy_repository, tmp_path_factory.mktemp("softmax"))
     learner = root / ATTENTION  # as the hints suggest, the attention katas reuse the learner's softmax
     learner.write_text(learner.read_text().replace("scores.softmax(dim=-1)", "stable_softmax(scores)"))
     right = "return exponentials / exponentials.sum(dim=-1, keepdim=True)"

@@ -137,45 +137,23 @@ needs = ["09_toy"]
 """
 
 
-def _no_cache(folder: str, names: list[str]) -> list[str]:
-    return [name for name in names if name in ("__pycache__", ".pytest_cache", ".katas")]
-
-
 @pytest.fixture(scope="session")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def pristine(toy_repository, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the repository (katakit/ too, as in a fork) with topic 01 as shipped and the toy topics."""
-    import shutil
-
-    root = tmp_path_factory.mktemp("pristine")
-    for name in ("conftest.py", "pyproject.toml"):
-        shutil.copy(REAL / name, root / name)
-    (root / catalog.CURRICULUM).write_text(CURRICULUM)
-    shutil.copytree(REAL / "katakit", root / "katakit", ignore=_no_cache)
-    for side in ("katas", "reference"):
-        (root / side).mkdir()
-        shutil.copy(REAL / side / "__init__.py", root / side / "__init__.py")
-        shutil.copytree(REAL / side / "01_linear_algebra", root / side / "01_linear_algebra", ignore=_no_cache)
-    for topic, module, reference, test in [
-        (TOY, "toy", TOY_REFERENCE, TOY_TEST),
-        (LATER, "later", LATER_REFERENCE, LATER_TEST),
-    ]:
-        for side in ("katas", "reference"):
-            (root / side / topic).mkdir()
-        (root / "reference" / topic / f"{module}.py").write_text(reference)
-        (root / "katas" / topic / f"{module}.py").write_text(stubs.stub_source(reference))
-        (root / "katas" / topic / f"test_{module}.py").write_text(test)
+    toys = [
+        toy_repository.Topic(TOY, "toy", reference=TOY_REFERENCE, tests=TOY_TEST),
+        toy_repository.Topic(LATER, "later", reference=LATER_REFERENCE, tests=LATER_TEST),
+    ]
+    root = toy_repository(tmp_path_factory.mktemp("pristine"), toys, real=["01_linear_algebra"], curriculum=CURRICULUM)
     (root / "reference" / TOY / "zh.toml").write_text(TOY_ZH, encoding="utf-8")
     manifest.write(root)
     return root
 
 
 @pytest.fixture
-def repo(pristine: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def repo(toy_repository, pristine: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh copy of the pristine copy, for a test that edits files."""
-    import shutil
-
-    root = tmp_path / "repo"
-    shutil.copytree(pristine, root, ignore=_no_cache)
+    root = toy_repository.copy(pristine, tmp_path / "repo")
     for name in ("KATAS_IMPL", "GITHUB_STEP_SUMMARY", "GITHUB_ACTIONS", "KATAS_SEED"):
         monkeypatch.delenv(name, raising=False)
     return root

@@ -4,7 +4,6 @@ for a bool says `.item()`."""
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -92,20 +91,11 @@ def test_named(impl):
 """
 
 
-def _toy_repository(tmp_path: Path, source: str, tests: str) -> Callable[..., str]:
+def _toy_repository(toy_repository, tmp_path: Path, source: str, tests: str) -> Callable[..., str]:
     """A repository with one topic, 09_toy, whose learner file is `source`; returns a function that
     runs plain pytest on it and gives its output."""
-    root = tmp_path / "repo"
-    root.mkdir()
-    for name in ("conftest.py", "pyproject.toml"):
-        shutil.copy(REAL / name, root / name)
-    (root / "curriculum.toml").write_text('[[topic]]\nfolder = "09_toy"\nmodules = ["toy"]\n')
-    shutil.copytree(REAL / "katakit", root / "katakit", ignore=shutil.ignore_patterns("__pycache__"))
-    for side in ("katas", "reference"):
-        (root / side / "09_toy").mkdir(parents=True)
-        (root / side / "__init__.py").write_text("")
-        (root / side / "09_toy" / "toy.py").write_text(source)
-    (root / "katas" / "09_toy" / "test_toy.py").write_text(tests)
+    toy = toy_repository.Topic("09_toy", "toy", reference=source, tests=tests, learner=source)
+    root = toy_repository(tmp_path / "repo", [toy])
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", "KATAS_"))}
 
     def pytest_output(*args: str) -> str:
@@ -116,8 +106,10 @@ def _toy_repository(tmp_path: Path, source: str, tests: str) -> Callable[..., st
     return pytest_output
 
 
-def test_a_kata_s_failure_that_names_a_mistake_comes_first_and_the_others_are_counted(tmp_path):
-    pytest_output = _toy_repository(tmp_path, TOY.replace("raise NotImplementedError", "return 3 * x"), TESTS)
+def test_a_kata_s_failure_that_names_a_mistake_comes_first_and_the_others_are_counted(toy_repository, tmp_path):
+    pytest_output = _toy_repository(
+        toy_repository, tmp_path, TOY.replace("raise NotImplementedError", "return 3 * x"), TESTS
+    )
     out = pytest_output()
     assert re.findall(r"^_+ (test_\w+) _+$", out, re.M) == ["test_named"], out
     assert "Likely mistake: three times is not twice" in out
@@ -165,7 +157,7 @@ def test_quadruple(impl):
 """
 
 
-def test_a_failure_checked_through_other_katas_names_them(tmp_path):
-    out = _toy_repository(tmp_path, TWO, TWO_TESTS)()
+def test_a_failure_checked_through_other_katas_names_them(toy_repository, tmp_path):
+    out = _toy_repository(toy_repository, tmp_path, TWO, TWO_TESTS)()
     assert "quadruple(1.5) should be 6" in out, out
     assert "this test also runs your double: their own tests say whether a mistake is theirs" in out, out

@@ -3,7 +3,6 @@ tests is named by one or listed as debt, hints are followed through names, and t
 when the mistake is made, and says so when it is not shown first or not at all."""
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -139,18 +138,9 @@ says = "summed over the wrong axis"
 
 
 @pytest.fixture
-def toy(tmp_path: Path) -> Path:
-    root = tmp_path / "repo"
-    root.mkdir()
-    for name in ("conftest.py", "pyproject.toml"):
-        shutil.copy(ROOT / name, root / name)
-    (root / "curriculum.toml").write_text('[[topic]]\nfolder = "09_toy"\nmodules = ["toy"]\n')
-    for side in ("katas", "reference"):
-        (root / side / "09_toy").mkdir(parents=True)
-        (root / side / "__init__.py").write_text("")
-    (root / "reference" / "09_toy" / "toy.py").write_text(TOY)
-    (root / "katas" / "09_toy" / "toy.py").write_text(TOY)
-    (root / "katas" / "09_toy" / "test_toy.py").write_text(TESTS)
+def toy(toy_repository, tmp_path: Path) -> Path:
+    topic = toy_repository.Topic("09_toy", "toy", reference=TOY, tests=TESTS, learner=TOY)
+    root = toy_repository(tmp_path / "repo", [topic], with_katakit=False)
     (root / "tests" / "mistakes").mkdir(parents=True)
     (root / "tests" / "mistakes" / "09_toy.toml").write_text(DECLARED)
     return root

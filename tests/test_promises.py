@@ -6,7 +6,6 @@ only on contiguous tensors or at one rank, a forbidden call, a "written with ein
 not, a branch or an argument no test reaches. (A wrong dtype: tests/test_testing.py, assert_close.)
 """
 
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -22,8 +21,6 @@ from torch import Tensor, nn
 
 from katakit import detached, differentiable, in_place, kata, promises
 from katakit.testing import ForbiddenCall, calls, forbid
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @kata
@@ -456,15 +453,9 @@ def test_clipped(impl):
 """
 
 
-def test_the_branch_gate_names_a_branch_and_an_argument_no_test_reaches(tmp_path: Path):
-    for name in ("conftest.py", "pyproject.toml"):
-        shutil.copy(ROOT / name, tmp_path / name)
-    (tmp_path / "curriculum.toml").write_text('[[topic]]\nfolder = "01_gated"\nmodules = ["gated"]\n')
-    for side in ("katas", "reference"):
-        (tmp_path / side / "01_gated").mkdir(parents=True)
-        (tmp_path / side / "__init__.py").write_text("")
-    (tmp_path / "reference" / "01_gated" / "gated.py").write_text(GATED)
-    (tmp_path / "katas" / "01_gated" / "test_gated.py").write_text(GATED_TEST)
+def test_the_branch_gate_names_a_branch_and_an_argument_no_test_reaches(toy_repository, tmp_path: Path):
+    gated = toy_repository.Topic("01_gated", "gated", reference=GATED, tests=GATED_TEST)
+    toy_repository(tmp_path, [gated], with_katakit=False)
     command = [sys.executable, "-m", "katakit.maintain", "branches", "--root", str(tmp_path)]
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 1, result.stdout + result.stderr

@@ -10,7 +10,6 @@ import ast
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -25,22 +24,6 @@ TOPICS = ("01_linear_algebra", "05_attention", "06_transformer")
 LINEAR_ALGEBRA = "katas/01_linear_algebra/linear_algebra.py"
 ATTENTION = "katas/05_attention/attention.py"
 TIMEOUT = 2  # seconds, for the endless kata (instead of pyproject's 15)
-
-
-def _no_cache(folder: str, names: list[str]) -> list[str]:
-    return [name for name in names if name in ("__pycache__", ".pytest_cache", ".katas")]
-
-
-def _copy(root: Path) -> Path:
-    for name in ("conftest.py", "pyproject.toml"):
-        shutil.copy(REAL / name, root / name)
-    shutil.copytree(REAL / "katakit", root / "katakit", ignore=_no_cache)
-    for side in ("katas", "reference"):
-        (root / side).mkdir()
-        shutil.copy(REAL / side / "__init__.py", root / side / "__init__.py")
-        for topic in TOPICS:
-            shutil.copytree(REAL / side / topic, root / side / topic, ignore=_no_cache)
-    return root
 
 
 @dataclass
@@ -124,8 +107,8 @@ def collected(run: Run) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _copy(tmp_path_factory.mktemp("pristine"))
+def pristine(toy_repository, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return toy_repository(tmp_path_factory.mktemp("pristine"), real=TOPICS)
 
 
 @pytest.fixture(scope="module")
@@ -175,8 +158,8 @@ class Answered:
 
 
 @pytest.fixture(scope="module")
-def answered(tmp_path_factory: pytest.TempPathFactory) -> Answered:
-    root = _copy(tmp_path_factory.mktemp("answered"))
+def answered(toy_repository, tmp_path_factory: pytest.TempPathFactory) -> Answered:
+    root = toy_repository(tmp_path_factory.mktemp("answered"), real=TOPICS)
     learner = root / LINEAR_ALGEBRA
     lines = {
         "solved": answer(learner, "change_of_basis_matrix", "return torch.linalg.solve(basis_b, basis_a)"),
@@ -285,8 +268,8 @@ class Broken:
 
 
 @pytest.fixture(scope="module")
-def broken(tmp_path_factory: pytest.TempPathFactory) -> Broken:
-    root = _copy(tmp_path_factory.mktemp("broken"))
+def broken(toy_repository, tmp_path_factory: pytest.TempPathFactory) -> Broken:
+    root = toy_repository(tmp_path_factory.mktemp("broken"), real=TOPICS)
     attention = root / ATTENTION
     answer(attention, "stable_softmax", "retrun x.softmax(dim=-1)")
     try:

@@ -1,12 +1,11 @@
 """The routes through the katas (curriculum.toml's `[[route]]`): the order they put the real katas
 in, and `katas` following the one the learner takes, on a temporary toy repository."""
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from katakit import catalog, cli, stubs, workspace
+from katakit import catalog, cli, workspace
 
 REAL = Path(__file__).resolve().parents[1]
 
@@ -81,26 +80,15 @@ modules = ["later"]
 
 
 @pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def repo(toy_repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Two toy topics of one kata each, still stubs; two routes through them."""
-    root = tmp_path / "repo"
-    root.mkdir()
-    for name in ("conftest.py", "pyproject.toml"):
-        shutil.copy(REAL / name, root / name)
-    shutil.copytree(REAL / "katakit", root / "katakit", ignore=shutil.ignore_patterns("__pycache__"))
-    (root / catalog.CURRICULUM).write_text(CURRICULUM)
-    for side in ("katas", "reference"):
-        (root / side).mkdir()
-        shutil.copy(REAL / side / "__init__.py", root / side / "__init__.py")
-    for topic, module, name in [("09_early", "early", "first"), ("10_later", "later", "second")]:
-        (root / "reference" / topic).mkdir()
-        (root / "katas" / topic).mkdir()
-        (root / "reference" / topic / f"{module}.py").write_text(TOY.format(name=name))
-        (root / "katas" / topic / f"{module}.py").write_text(stubs.stub_source(TOY.format(name=name)))
-        (root / "katas" / topic / f"test_{module}.py").write_text(TEST.format(name=name))
+    toys = [
+        toy_repository.Topic(topic, module, reference=TOY.format(name=name), tests=TEST.format(name=name))
+        for topic, module, name in [("09_early", "early", "first"), ("10_later", "later", "second")]
+    ]
     for variable in ("KATAS_IMPL", "KATAS_SEED"):
         monkeypatch.delenv(variable, raising=False)
-    return root
+    return toy_repository(tmp_path / "repo", toys, curriculum=CURRICULUM)
 
 
 def katas(root: Path, capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str]:

@@ -17,10 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from katakit import stubs
 from katakit.watch import EVERY_TOPIC, changed_topics, to_rerun
-
-REAL = Path(__file__).resolve().parents[1]
 
 TOY = '''from katakit import kata
 
@@ -75,23 +72,16 @@ modules = ["apart"]
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    root = tmp_path / "repo"
-    root.mkdir()
-    for name in ("conftest.py", "pyproject.toml"):
-        shutil.copy(REAL / name, root / name)
-    (root / "curriculum.toml").write_text(CURRICULUM)
-    shutil.copytree(REAL / "katakit", root / "katakit", ignore=shutil.ignore_patterns("__pycache__"))
-    for side in ("katas", "reference"):
-        (root / side).mkdir()
-        (root / side / "__init__.py").write_text("")
-    for topic, module, reference in [("09_toy", "toy", TOY), ("10_later", "later", LATER), ("11_apart", "apart", TOY)]:
-        for side in ("katas", "reference"):
-            (root / side / topic).mkdir()
-        (root / "reference" / topic / f"{module}.py").write_text(reference)
-        (root / "katas" / topic / f"{module}.py").write_text(stubs.stub_source(reference))
-        (root / "katas" / topic / f"test_{module}.py").write_text(TESTS.get(module, TESTS["toy"]))
-    return root
+def repo(toy_repository, tmp_path: Path) -> Path:
+    toys = [
+        toy_repository.Topic(topic, module, reference=reference, tests=TESTS.get(module, TESTS["toy"]))
+        for topic, module, reference in [
+            ("09_toy", "toy", TOY),
+            ("10_later", "later", LATER),
+            ("11_apart", "apart", TOY),
+        ]
+    ]
+    return toy_repository(tmp_path / "repo", toys, curriculum=CURRICULUM)
 
 
 def test_a_change_reruns_its_topic_and_the_topics_built_on_it(repo):
