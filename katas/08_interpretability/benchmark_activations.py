@@ -9,6 +9,8 @@ plain forward pass on the same model and tokens. The models hold random weights 
 Never asserts on speed.
 """
 
+from collections.abc import Callable
+
 import pytest
 import torch
 
@@ -30,26 +32,30 @@ def gpt2(impl, device: str, **sizes) -> torch.nn.Module:
     return impl.transformer.GPT2(cfg).to(device).eval()
 
 
+def cache_overhead(benchmark, size: str, forward: Callable, run_with_cache: Callable, who: str, against: str) -> None:
+    """Time run_with_cache() against forward() on the CPU, keep the ratio for `katas bench`, and print it."""
+    with torch.inference_mode():
+        cache_size = len(run_with_cache()[1])
+        times = best_times({"forward": forward, "run_with_cache": run_with_cache})
+        benchmark.pedantic(run_with_cache, rounds=3, iterations=1, warmup_rounds=1)
+    ratio = times["run_with_cache"] / times["forward"]
+    benchmark.extra_info.update({"size": size, "cached_tensors": cache_size, **times, "ratio": ratio})
+    what = f"{who}, {size}, batch 4 x seq 128"
+    record(benchmark, Ratio(what, device_label("cpu"), "float32", times["run_with_cache"], against, times["forward"]))
+    print(
+        f"\n{what}, cpu: forward {times['forward'] * 1e3:.1f} ms, run_with_cache "
+        f"{times['run_with_cache'] * 1e3:.1f} ms ({cache_size} tensors): {ratio:.2f} x {against}"
+    )
+
+
 @pytest.mark.benchmark
 @pytest.mark.kata("run_with_cache")
 @pytest.mark.parametrize("size", list(CPU_SIZES))
 def test_run_with_cache_overhead_cpu(impl, benchmark, size):
     model = gpt2(impl, "cpu", **CPU_SIZES[size])
     tokens = torch.randint(0, model.cfg.d_vocab, (4, 128))
-    with torch.inference_mode():
-        cache_size = len(impl.run_with_cache(model, tokens)[1])
-        runs = {"forward": lambda: model(tokens), "run_with_cache": lambda: impl.run_with_cache(model, tokens)}
-        times = best_times(runs)
-        benchmark.pedantic(lambda: impl.run_with_cache(model, tokens), rounds=3, iterations=1, warmup_rounds=1)
-    ratio = times["run_with_cache"] / times["forward"]
-    benchmark.extra_info.update({"size": size, "cached_tensors": cache_size, **times, "ratio": ratio})
-    what = f"run_with_cache, {size}, batch 4 x seq 128"
-    baseline = "your plain forward pass"
-    record(benchmark, Ratio(what, device_label("cpu"), "float32", times["run_with_cache"], baseline, times["forward"]))
-    print(
-        f"\n{size}, cpu, batch 4 x seq 128: forward {times['forward'] * 1e3:.1f} ms, run_with_cache "
-        f"{times['run_with_cache'] * 1e3:.1f} ms ({cache_size} tensors): {ratio:.2f} x the plain forward pass"
-    )
+    forward, cached = (lambda: model(tokens)), (lambda: impl.run_with_cache(model, tokens))
+    cache_overhead(benchmark, size, forward, cached, "run_with_cache", "your plain forward pass")
 
 
 @pytest.mark.benchmark
@@ -74,19 +80,9 @@ def test_transformer_lens_cache_overhead_cpu(benchmark, size, tmp_path):
     GPT2LMHeadModel(config).save_pretrained(tmp_path)
     bridge = TransformerBridge.boot_transformers(str(tmp_path), device="cpu").eval()
     tokens = torch.randint(0, config.vocab_size, (4, 128))
-    with torch.inference_mode():
-        cache_size = len(bridge.run_with_cache(tokens)[1])
-        times = best_times({"forward": lambda: bridge(tokens), "run_with_cache": lambda: bridge.run_with_cache(tokens)})
-        benchmark.pedantic(lambda: bridge.run_with_cache(tokens), rounds=3, iterations=1, warmup_rounds=1)
-    ratio = times["run_with_cache"] / times["forward"]
-    benchmark.extra_info.update({"size": size, "cached_tensors": cache_size, **times, "ratio": ratio})
-    what = f"TransformerLens' run_with_cache (a yardstick, not yours), {size}"
-    baseline = "its plain forward pass"
-    record(benchmark, Ratio(what, device_label("cpu"), "float32", times["run_with_cache"], baseline, times["forward"]))
-    print(
-        f"\nTransformerLens (a yardstick, not your code), {size}, cpu, batch 4 x seq 128: forward "
-        f"{times['forward'] * 1e3:.1f} ms, run_with_cache {times['run_with_cache'] * 1e3:.1f} ms "
-        f"({cache_size} tensors): {ratio:.2f} x its plain forward pass"
+    who = "TransformerLens' run_with_cache (a yardstick, not yours)"
+    cache_overhead(
+        benchmark, size, lambda: bridge(tokens), lambda: bridge.run_with_cache(tokens), who, "its plain forward pass"
     )
 
 
