@@ -23,6 +23,7 @@ Results are kept in .katas/results.json and re-used while nothing they depend on
 import argparse
 import itertools
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -399,6 +400,10 @@ def watch(options: argparse.Namespace, root: Path, implementation: str, style: S
             print(display.progress(statuses, implementation, style, task=_task_text(options, root)))
         sys.stdout.flush()
 
+    # Ctrl-C is how watch mode ends, so it must raise KeyboardInterrupt even where this process was started
+    # with SIGINT ignored, as a non-interactive shell starts a background job (`cmd &`): Python then
+    # leaves it ignored, and Ctrl-C (or kill -INT) would do nothing.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return watch_loop(root, chosen, implementation, show)
     except KeyboardInterrupt:
