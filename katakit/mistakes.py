@@ -33,7 +33,6 @@ import argparse
 import ast
 import contextlib
 import functools
-import gc
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -455,12 +454,7 @@ class Runner:
                 )
             self.processes[process.pid] = process
             return process.pid
-        sys.stdout.flush()
-        sys.stderr.flush()
-        # What the parent preloaded stays out of the child's garbage collections (pytest runs two at its end,
-        # which would walk all of torch's and transformers' objects again), as in runner.Child.
-        gc.freeze()
-        pid = os.fork()
+        pid = runner.fork()
         if pid == 0:  # pragma: no cover - the child; its result is its exit status
             code = 99
             try:

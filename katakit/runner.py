@@ -193,17 +193,22 @@ def imports(path: Path) -> list[tuple[str, list[str]]]:
     return found
 
 
+def fork() -> int:
+    """os.fork() from a parent that preloaded the heavy libraries: its output flushed first, so the child
+    does not print it again, and what it imported left out of the child's garbage collections (pytest
+    runs two at its end, which would walk all of torch's and transformers' objects again)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    gc.freeze()
+    return os.fork()
+
+
 class Child:
     """`pytest <arguments>` in a forked child, with its output in `log`; like a subprocess.Popen."""
 
     def __init__(self, root: Path, arguments: list[str], env: dict[str, str], log: TextIO) -> None:
-        sys.stdout.flush()
-        sys.stderr.flush()
         self.returncode: int | None = None
-        # What the parent imported stays out of the child's garbage collections (pytest runs two at its end,
-        # which would walk all of torch's objects again).
-        gc.freeze()
-        self.pid = os.fork()
+        self.pid = fork()
         if self.pid == 0:
             self._run(root, arguments, env, log)  # never returns
 

@@ -42,9 +42,8 @@ class ToyTopic:
     learner: str | None = None  # katas/<folder>/<module>.py; None: the stub of `reference`
 
 
-def no_cache(folder: str, names: list[str]) -> list[str]:
-    """For shutil.copytree: what a run leaves behind is not copied."""
-    return [name for name in names if name in ("__pycache__", ".pytest_cache", ".katas")]
+# For shutil.copytree: what a run leaves behind is not copied.
+NO_CACHE = shutil.ignore_patterns("__pycache__", ".pytest_cache", ".katas")
 
 
 class ToyRepository:
@@ -72,12 +71,12 @@ class ToyRepository:
             self._curriculum(real, toys) if curriculum is None else curriculum, encoding="utf-8"
         )
         if with_katakit:
-            shutil.copytree(REAL / "katakit", root / "katakit", ignore=no_cache)
+            shutil.copytree(REAL / "katakit", root / "katakit", ignore=NO_CACHE)
         for side in SIDES:
             (root / side).mkdir(exist_ok=True)
             shutil.copy(REAL / side / "__init__.py", root / side / "__init__.py")
             for topic in real:
-                shutil.copytree(REAL / side / topic, root / side / topic, ignore=no_cache)
+                shutil.copytree(REAL / side / topic, root / side / topic, ignore=NO_CACHE)
         for toy in toys:
             for side in SIDES:
                 (root / side / toy.folder).mkdir()
@@ -90,7 +89,7 @@ class ToyRepository:
     @staticmethod
     def copy(built: Path, target: Path) -> Path:
         """A fresh copy of a repository built here, without what its runs left behind."""
-        shutil.copytree(built, target, ignore=no_cache)
+        shutil.copytree(built, target, ignore=NO_CACHE)
         return target
 
     @staticmethod
